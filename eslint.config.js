@@ -1,0 +1,104 @@
+// @ts-check
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+/**
+ * The layer rule of DESIGN §2: each folder of src/ may import only the folders listed for it.
+ * Anything else is a lint error, so the dependency direction cannot drift.
+ */
+const ALLOWED = {
+  core: [],
+  pki: ['core'],
+  config: ['core', 'pki'],
+  keys: ['core', 'pki', 'config'],
+  store: ['core', 'pki', 'config'],
+  audit: ['core', 'pki', 'config'],
+  access: ['core', 'pki', 'config'],
+  issuer: ['core', 'pki', 'config'],
+  deploy: ['core', 'pki', 'config'],
+  ca: ['core', 'pki', 'config', 'keys', 'store', 'audit', 'access', 'issuer', 'deploy'],
+  acme: ['core', 'pki', 'config', 'keys', 'store', 'audit', 'access', 'issuer', 'deploy'],
+  vpn: ['core', 'pki', 'config', 'keys', 'store', 'audit', 'access', 'issuer', 'deploy'],
+  lifecycle: ['core', 'pki', 'config', 'keys', 'store', 'audit', 'access', 'issuer', 'deploy'],
+  scheduler: ['core', 'pki', 'config', 'keys', 'store', 'audit', 'access', 'issuer', 'deploy', 'lifecycle', 'vpn', 'ca'],
+  api: ['core', 'pki', 'config', 'keys', 'store', 'audit', 'access', 'issuer', 'deploy', 'ca', 'acme', 'vpn', 'lifecycle'],
+  agent: ['core', 'pki', 'config', 'keys', 'access'],
+  app: ['core', 'pki', 'config', 'keys', 'store', 'audit', 'access', 'issuer', 'deploy', 'ca', 'acme', 'vpn', 'lifecycle', 'scheduler', 'api', 'agent'],
+  cli: ['core', 'pki', 'config', 'keys', 'store', 'audit', 'access', 'issuer', 'deploy', 'ca', 'acme', 'vpn', 'lifecycle', 'scheduler', 'api', 'agent', 'app'],
+};
+
+/** Third-party libraries confined to the folders that own them (one library, one place). */
+const OWNERS = {
+  lowdb: ['store'],
+  fastify: ['api'],
+  '@fastify/*': ['api'],
+  'prom-client': ['api'],
+  'acme-client': ['acme'],
+  'node-cron': ['scheduler'],
+  commander: ['cli'],
+  pino: ['app'],
+  yaml: ['config'],
+  zod: ['config', 'api', 'cli'],
+  '@peculiar/x509': ['pki', 'ca'],
+  pkijs: ['pki', 'ca'],
+  asn1js: ['pki', 'ca'],
+};
+
+const folders = Object.keys(ALLOWED);
+
+/** @param {string} folder */
+function restrictionsFor(folder) {
+  const allowed = new Set([folder, ...ALLOWED[/** @type {keyof typeof ALLOWED} */ (folder)]]);
+  const forbidden = folders.filter((f) => !allowed.has(f));
+  const patterns = [];
+  if (forbidden.length > 0) {
+    patterns.push({
+      regex: `^(\\.\\./)+(${forbidden.join('|')})(/|$)`,
+      message: `src/${folder} may import only: ${[...allowed].join(', ')} (DESIGN §2 layers).`,
+    });
+  }
+  patterns.push({ regex: '^(\\.\\./)+main(\\.js)?$', message: 'Nothing imports main.ts.' });
+  for (const [lib, owners] of Object.entries(OWNERS)) {
+    if (!owners.includes(folder)) {
+      patterns.push({
+        group: [lib, `${lib}/*`],
+        message: `${lib} lives in src/${owners.join(' or src/')} only.`,
+      });
+    }
+  }
+  return {
+    files: [`src/${folder}/**/*.ts`],
+    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns }] },
+  };
+}
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', 'data/**', 'bench/results/**', 'test/fixtures/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: { allowDefaultProject: ['*.js', 'scripts/*.mjs', 'bin/*.js'] }, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/switch-exhaustiveness-check': 'error',
+      '@typescript-eslint/consistent-type-imports': 'error',
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'no-console': 'off',
+    },
+  },
+  ...folders.map(restrictionsFor),
+  {
+    files: ['**/*.js', '**/*.mjs'],
+    ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    files: ['test/**/*.ts', 'bench/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-non-null-assertion': 'off',
+      '@typescript-eslint/no-unsafe-assignment': 'off',
+      '@typescript-eslint/no-unsafe-member-access': 'off',
+    },
+  },
+);
