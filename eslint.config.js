@@ -13,7 +13,7 @@ const ALLOWED = {
   keys: ['core', 'pki', 'config'],
   store: ['core', 'pki', 'config'],
   audit: ['core', 'pki', 'config'],
-  access: ['core', 'pki', 'config'],
+  access: ['core', 'pki', 'config', 'store'], // tokens are stored records
   issuer: ['core', 'pki', 'config'],
   deploy: ['core', 'pki', 'config'],
   ca: ['core', 'pki', 'config', 'keys', 'store', 'audit', 'access', 'issuer', 'deploy'],
