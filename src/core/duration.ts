@@ -9,9 +9,13 @@ const ISO = /^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?
 export function parseDuration(input: string, field = 'duration'): number {
   const text = input.trim();
   const fail = (): never => {
-    throw new ValidationError('DURATION_INVALID', `${field}: "${input}" is not a duration; use e.g. 90d, 12h, 30m, 1d12h or P90D`, {
-      details: { field, value: input },
-    });
+    throw new ValidationError(
+      'DURATION_INVALID',
+      `${field}: "${input}" is not a duration; use e.g. 90d, 12h, 30m, 1d12h or P90D`,
+      {
+        details: { field, value: input },
+      },
+    );
   };
   if (text.length === 0 || text.length > 64) fail();
   if (text.startsWith('P')) {
@@ -19,7 +23,11 @@ export function parseDuration(input: string, field = 'duration'): number {
     if (!m || text === 'P' || text.endsWith('T')) return fail();
     const [, w, d, h, min, s] = m;
     const ms =
-      num(w) * UNIT_MS.w + num(d) * UNIT_MS.d + num(h) * UNIT_MS.h + num(min) * UNIT_MS.m + Math.round(num(s) * 1000);
+      num(w) * UNIT_MS.w +
+      num(d) * UNIT_MS.d +
+      num(h) * UNIT_MS.h +
+      num(min) * UNIT_MS.m +
+      Math.round(num(s) * 1000);
     return ms > 0 ? ms : fail();
   }
   let rest = text;

@@ -42,7 +42,10 @@ export const ERROR_CATALOGUE = {
   KEY_GENERATION_FAILED: entry('internal', 'Generating a key pair failed.'),
   KEY_INVALID: entry('invalid', 'A key could not be parsed or does not match what it should.'),
   KEK_MISSING: entry('unavailable', 'No key-encryption key is available: the daemon is sealed.'),
-  KEK_INVALID: entry('invalid', 'The key-encryption key source is malformed (length, encoding, permissions).'),
+  KEK_INVALID: entry(
+    'invalid',
+    'The key-encryption key source is malformed (length, encoding, permissions).',
+  ),
   KEK_WRONG: entry('integrity', 'The key-encryption key does not open this data directory.'),
   KEK_ROTATION_FAILED: entry('internal', 'Rotating the key-encryption key failed; nothing was lost.'),
   SEAL_INTEGRITY: entry('integrity', 'A sealed blob failed authentication: wrong key, altered, or moved.'),
@@ -56,12 +59,19 @@ export const ERROR_CATALOGUE = {
   STORE_MIGRATION: entry('internal', 'A schema migration failed or the store is newer than this keywright.'),
   STORE_CLOSED: entry('unavailable', 'The store is closed.'),
   // audit
-  AUDIT_WRITE_FAILED: entry('unavailable', 'The audit log could not be written; the operation was refused.', true),
-  AUDIT_INTEGRITY: entry('integrity', 'The audit log chain is broken: an entry was edited, removed or reordered.'),
+  AUDIT_WRITE_FAILED: entry(
+    'unavailable',
+    'The audit log could not be written; the operation was refused.',
+    true,
+  ),
+  AUDIT_INTEGRITY: entry(
+    'integrity',
+    'The audit log chain is broken: an entry was edited, removed or reordered.',
+  ),
   // access
   AUTH_REQUIRED: entry('unauthenticated', 'The request needs a bearer token or client certificate.'),
   AUTH_INVALID: entry('unauthenticated', 'The token is unknown, malformed, expired or revoked.'),
-  ACCESS_DENIED: entry('forbidden', 'The caller\'s role or scope does not allow this.'),
+  ACCESS_DENIED: entry('forbidden', "The caller's role or scope does not allow this."),
   TOKEN_NOT_FOUND: entry('not_found', 'No token has this id.'),
   // api
   API_NOT_FOUND: entry('not_found', 'No such route.'),
@@ -71,7 +81,10 @@ export const ERROR_CATALOGUE = {
   API_UNSUPPORTED_MEDIA: entry('invalid', 'The request content type is not supported.'),
   DAEMON_SEALED: entry('unavailable', 'The daemon is sealed: its key-encryption key is not loaded.', true),
   DAEMON_UNREACHABLE: entry('unavailable', 'The daemon could not be reached.', true),
-  DAEMON_NOT_INITIALIZED: entry('invalid', 'The data directory has not been initialized: run keywright init.'),
+  DAEMON_NOT_INITIALIZED: entry(
+    'invalid',
+    'The data directory has not been initialized: run keywright init.',
+  ),
   DAEMON_ALREADY_INITIALIZED: entry('conflict', 'The data directory is already initialized.'),
   // pki / ca
   PKI_PARSE: entry('invalid', 'A PEM or DER object could not be parsed.'),

@@ -10,7 +10,11 @@ test('docs/errors.md lists exactly the codes of ERROR_CATALOGUE, with their cate
     rows.set(m[1]!, { category: m[2]!, retryable: m[3] === 'yes' });
   }
   const codes = Object.keys(ERROR_CATALOGUE);
-  assert.deepEqual([...rows.keys()].sort(), [...codes].sort(), 'codes in docs/errors.md differ from src/core/errors.ts');
+  assert.deepEqual(
+    [...rows.keys()].sort(),
+    [...codes].sort(),
+    'codes in docs/errors.md differ from src/core/errors.ts',
+  );
   for (const [code, e] of Object.entries(ERROR_CATALOGUE)) {
     assert.deepEqual(rows.get(code), { category: e.category, retryable: e.retryable }, `row for ${code}`);
   }

@@ -1,0 +1,144 @@
+import { z } from 'zod';
+import { isIP } from 'node:net';
+import { CERT_KEY_TYPES } from '../pki/key-spec.js';
+import { parseDuration } from '../core/duration.js';
+import { NAME_PATTERN } from '../core/ids.js';
+
+/**
+ * The configuration schema: the single source of truth for every option, its type and its default.
+ * `config/keywright.example.yaml` documents each key; a unit test checks that the example parses and
+ * mentions every key of this schema.
+ */
+
+/** `host:port`, `[v6]:port`; the port 0..65535 (0 = pick a free one, for tests). */
+export const hostPort = z.string().transform((value, ctx) => {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
+  const host = m?.[1] ?? m?.[2];
+  const port = Number(m?.[3]);
+  if (!m || host === undefined || port > 65535 || (m[1] !== undefined && isIP(m[1]) !== 6)) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected HOST:PORT (e.g. 127.0.0.1:8443 or [::1]:8443), got "${value}"`,
+    });
+    return z.NEVER;
+  }
+  return { host, port };
+});
+export type HostPort = { host: string; port: number };
+
+/** A duration string (`90d`, `12h`, `P90D`) parsed to milliseconds. */
+export const duration = z.string().transform((value, ctx) => {
+  try {
+    return parseDuration(value);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration; use e.g. 90d, 12h, 30m or P90D` });
+    return z.NEVER;
+  }
+});
+
+export const name = z
+  .string()
+  .regex(
+    NAME_PATTERN,
+    'use 1-64 lowercase letters, digits, ".", "_" or "-", starting and ending with a letter or digit',
+  );
+
+const masterKey = z.discriminatedUnion('source', [
+  z.strictObject({ source: z.literal('file') }),
+  z.strictObject({
+    source: z.literal('env'),
+    variable: z
+      .string()
+      .regex(/^[A-Z_][A-Z0-9_]*$/)
+      .default('KEYWRIGHT_MASTER_KEY'),
+  }),
+  z.strictObject({
+    source: z.literal('passphrase'),
+    /** A file holding the passphrase (e.g. a systemd credential); otherwise KEYWRIGHT_PASSPHRASE or a prompt. */
+    passphraseFile: z.string().optional(),
+  }),
+]);
+
+const tls = z.strictObject({
+  /** HTTPS with the daemon's own certificate from the internal CA. Plain HTTP is allowed on loopback only. */
+  enabled: z.boolean().default(true),
+});
+
+const api = z.strictObject({
+  bodyLimit: z
+    .number()
+    .int()
+    .min(1024)
+    .max(64 * 1024 * 1024)
+    .default(1024 * 1024),
+  /** Requests per minute per token (or per IP when unauthenticated). */
+  rateLimit: z.number().int().min(1).default(6000),
+});
+
+const san = z.string().min(1).max(253);
+
+const deployTarget = z.union([
+  z.strictObject({ file: z.strictObject({ dir: z.string().min(1) }) }),
+  z.strictObject({ exec: z.strictObject({ command: z.array(z.string().min(1)).min(1) }) }),
+  z.strictObject({ webhook: z.strictObject({ url: z.url(), secret: z.string().optional() }) }),
+  z.strictObject({ verify: z.strictObject({ connect: hostPort, servername: z.string().optional() }) }),
+]);
+
+const certificate = z.strictObject({
+  name,
+  issuer: z
+    .string()
+    .regex(/^(ca|acme):[a-z0-9][a-z0-9._-]*$/, 'use ca:<name> or acme:<account>')
+    .default('ca:default'),
+  profile: z.string().optional(),
+  sans: z.array(san).min(1),
+  key: z.enum(CERT_KEY_TYPES).default('ec-p256'),
+  lifetime: duration.default(90 * 86_400_000),
+  /** A duration before expiry or a percentage of the lifetime; default: renew at 2/3 of the lifetime. */
+  renewBefore: z.union([duration, z.string().regex(/^\d{1,2}%$/)]).optional(),
+  keyRotation: z.enum(['always', 'reuse']).default('always'),
+  deploy: z.array(deployTarget).default([]),
+});
+
+const caKey = z.enum(CERT_KEY_TYPES);
+
+export const configSchema = z.strictObject({
+  dataDir: z.string().min(1).default('./data'),
+  listen: hostPort.default({ host: '127.0.0.1', port: 8443 }),
+  /** A separate plain-HTTP listener for CRL and OCSP (relying parties fetch them over HTTP, RFC 5280 §4.2.1.13). */
+  httpListen: hostPort.optional(),
+  /** Base URL put in certificates' CRL distribution point and AIA; none when unset. */
+  publicUrl: z.url().optional(),
+  tls: tls.prefault({}),
+  masterKey: masterKey.default({ source: 'file' }),
+  log: z
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    })
+    .prefault({}),
+  api: api.prefault({}),
+  ca: z
+    .strictObject({
+      root: z
+        .strictObject({
+          name: name.default('root'),
+          key: caKey.default('ec-p384'),
+          lifetime: duration.default(3650 * 86_400_000),
+        })
+        .prefault({}),
+      intermediate: z
+        .strictObject({
+          name: name.default('default'),
+          key: caKey.default('ec-p256'),
+          lifetime: duration.default(1825 * 86_400_000),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  acme: z.strictObject({ http01: z.strictObject({ listen: hostPort.optional() }).prefault({}) }).prefault({}),
+  certificates: z.array(certificate).default([]),
+});
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export type ManagedCertificateConfig = Config['certificates'][number];
