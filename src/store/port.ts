@@ -6,6 +6,13 @@
  * function returns, and `tx()` resolves only once they are durable on disk. A throw inside the function
  * discards everything it staged. Transactions are serialized; concurrent ones share one flush (group
  * commit). Nothing here is lowdb-specific, so a PostgreSQL backend can implement the same port.
+ *
+ * Records handed out are frozen: change them by returning a new object from `update()`. Records handed
+ * in are copied, and must be plain JSON (no Date, Map, Buffer, NaN): anything else is refused with
+ * INVALID_ARGUMENT instead of coming back different after a restart. Reads outside a transaction see
+ * only durable state; reads inside one see its own staged changes and those of transactions committed
+ * before it. Never call `store.tx()` from inside `work`: transactions are serialized, so it would wait
+ * for itself.
  */
 
 export interface StoredRecord {
@@ -25,8 +32,9 @@ export interface CollectionWriter<T extends StoredRecord> extends CollectionRead
   insert(record: T): void;
   /** Insert or replace. */
   put(record: T): void;
-  /** Throws STORE_NOT_FOUND when absent. */
+  /** Throws STORE_NOT_FOUND when absent. `change` gets the frozen current record and returns the new one (same id). */
   update(id: string, change: (current: T) => T): T;
+  /** Throws STORE_NOT_FOUND when absent. */
   delete(id: string): void;
 }
 
@@ -39,12 +47,27 @@ export interface StoreTx {
 }
 
 export interface Store {
+  /** Reads durable state; collection names match COLLECTION_NAME_PATTERN. */
   collection<T extends StoredRecord>(name: string): CollectionReader<T>;
+  /**
+   * Runs `work` alone, then resolves with its result once its changes are durable. A throw in `work`
+   * rejects with that error and applies nothing. A failed flush rejects with STORE_IO every transaction
+   * not yet durable, and the store is back at its last durable state.
+   */
   tx<R>(work: (tx: StoreTx) => R | Promise<R>): Promise<R>;
   getBlob(key: string): Promise<Buffer | undefined>;
   readonly schemaVersion: number;
+  /** Waits for queued transactions and their flush, then releases the data directory. Idempotent; every other call afterwards throws STORE_CLOSED. */
   close(): Promise<void>;
 }
 
-/** Blob keys: lowercase path-safe segments, e.g. `cert/web/3/chain`. */
+/**
+ * Blob keys: lowercase path-safe segments, e.g. `cert/web/3/chain`. A key names immutable content (a
+ * version's chain, a sealed key): to change content, write a new key and delete the old one. Putting an
+ * existing key replaces it before the document flush, so a flush that then fails cannot restore the old
+ * bytes.
+ */
 export const BLOB_KEY_PATTERN = /^[a-z0-9][a-z0-9._-]*(?:\/[a-z0-9][a-z0-9._-]*)*$/;
+
+/** Collection names: short identifiers, e.g. `certificates`, `acmeAccounts`. */
+export const COLLECTION_NAME_PATTERN = /^[a-z][a-zA-Z0-9_-]{0,63}$/;

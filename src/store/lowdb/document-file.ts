@@ -1,0 +1,100 @@
+import { readFile } from 'node:fs/promises';
+import type { Adapter } from 'lowdb';
+import { StoreError } from '../../core/errors.js';
+import { writeFileDurable } from '../../core/fs-durable.js';
+import { describe } from '../describe-error.js';
+import { newDictionary, type Collections } from '../layers.js';
+import type { StoredRecord } from '../port.js';
+import type { MigratableDocument } from './migrations.js';
+
+/** `{ "schemaVersion": N, "collections": { "<name>": { "<id>": record } } }` */
+export type StoreDocument = {
+  schemaVersion: number;
+  collections: Collections;
+};
+
+export type DurableWriter = (path: string, data: string | Uint8Array, mode?: number) => Promise<void>;
+
+/**
+ * lowdb's JSONFile pretty-prints, merges only the I/O of concurrent writes and never fsyncs. This adapter
+ * writes compact JSON (about a fifth smaller, and faster to stringify) through writeFileDurable: temp
+ * file, fsync, rename, directory fsync. Reading never repairs anything: a damaged file is reported and
+ * left exactly as it is.
+ */
+export class DocumentFile implements Adapter<MigratableDocument> {
+  readonly path: string;
+  readonly #write: DurableWriter;
+
+  constructor(path: string, write: DurableWriter = writeFileDurable) {
+    this.path = path;
+    this.#write = write;
+  }
+
+  async read(): Promise<MigratableDocument | null> {
+    let text: string;
+    try {
+      text = await readFile(this.path, 'utf8');
+    } catch (cause) {
+      if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw new StoreError('STORE_IO', `cannot read ${this.path}: ${describe(cause)}`, {
+        cause,
+        details: { file: this.path },
+      });
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (cause) {
+      throw corrupt(this.path, 'it is not valid JSON', cause);
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw corrupt(this.path, 'it is not a JSON object');
+    }
+    const version = (parsed as { schemaVersion?: unknown }).schemaVersion;
+    if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
+      throw corrupt(this.path, 'schemaVersion is missing or not a positive integer');
+    }
+    return parsed as MigratableDocument;
+  }
+
+  async write(doc: MigratableDocument): Promise<void> {
+    await this.#write(this.path, JSON.stringify(doc), 0o600);
+  }
+}
+
+/**
+ * Checks a migrated document has the current layout and turns its collections into null-prototype
+ * dictionaries (an id such as `__proto__` or `constructor` is then an ordinary key).
+ */
+export function toStoreDocument(doc: MigratableDocument, file: string): StoreDocument {
+  const collections = doc.collections;
+  if (!isObject(collections)) throw corrupt(file, '"collections" is not an object');
+  const out = newDictionary<Record<string, StoredRecord>>();
+  for (const [name, records] of Object.entries(collections)) {
+    if (!isObject(records)) throw corrupt(file, `collection ${JSON.stringify(name)} is not an object`);
+    const dict = newDictionary<StoredRecord>();
+    for (const [id, record] of Object.entries(records)) {
+      if (!isObject(record) || record.id !== id) {
+        throw corrupt(
+          file,
+          `record ${JSON.stringify(id)} of collection ${JSON.stringify(name)} is not an object with that id`,
+        );
+      }
+      dict[id] = record as unknown as StoredRecord;
+    }
+    out[name] = dict;
+  }
+  return { schemaVersion: doc.schemaVersion, collections: out };
+}
+
+export function corrupt(file: string, why: string, cause?: unknown): StoreError {
+  return new StoreError(
+    'STORE_CORRUPT',
+    `store document ${file} is damaged: ${why}. keywright left it untouched; restore the data directory from a backup (keywright backup restore FILE)`,
+    { ...(cause === undefined ? {} : { cause }), details: { file } },
+  );
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

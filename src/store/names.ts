@@ -1,0 +1,30 @@
+import { ValidationError } from '../core/errors.js';
+import { BLOB_KEY_PATTERN, COLLECTION_NAME_PATTERN } from './port.js';
+
+/** Segments become file names (plus a temp-file prefix and suffix), so they stay well under NAME_MAX. */
+const MAX_SEGMENT = 200;
+const MAX_BLOB_KEY = 1024;
+
+export function assertBlobKey(key: string): void {
+  const ok =
+    key.length <= MAX_BLOB_KEY &&
+    BLOB_KEY_PATTERN.test(key) &&
+    key.split('/').every((s) => s.length <= MAX_SEGMENT);
+  if (!ok) {
+    throw new ValidationError(
+      'INVALID_ARGUMENT',
+      `blob key ${JSON.stringify(key.slice(0, 80))} is not valid: use lowercase segments of a-z 0-9 . _ - separated by /, each starting with a letter or digit`,
+      { details: { field: 'blobKey' } },
+    );
+  }
+}
+
+export function assertCollectionName(name: string): void {
+  if (!COLLECTION_NAME_PATTERN.test(name)) {
+    throw new ValidationError(
+      'INVALID_ARGUMENT',
+      `collection name ${JSON.stringify(name.slice(0, 80))} is not valid: use a letter followed by up to 63 letters, digits, _ or -`,
+      { details: { field: 'collection' } },
+    );
+  }
+}
