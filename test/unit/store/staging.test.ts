@@ -1,9 +1,11 @@
+// node:test's runner tracks the promises test() and describe() return.
+/* eslint-disable @typescript-eslint/no-floating-promises */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isAppError } from '../../../src/core/errors.js';
 import { createMemoryStore } from '../../../src/store/memory/index.js';
 import { LATEST_SCHEMA_VERSION } from '../../../src/store/lowdb/migrations.js';
-import type { StoredRecord } from '../../../src/store/port.js';
+import type { StoredRecord, StoreTx } from '../../../src/store/port.js';
 
 interface Cert extends StoredRecord {
   name: string;
@@ -276,7 +278,7 @@ describe('transactions: serialization and isolation', () => {
 
   test('a StoreTx used after its tx ended is refused', async () => {
     const store = createMemoryStore();
-    let leaked: import('../../../src/store/port.js').StoreTx | undefined;
+    let leaked: StoreTx | undefined;
     await store.tx((tx) => {
       leaked = tx;
     });
@@ -293,7 +295,7 @@ describe('blobs', () => {
     bytes.fill(0);
     const got = await store.getBlob('cert/web/1/chain');
     assert.equal(got?.toString(), '-----BEGIN CERTIFICATE-----');
-    got!.fill(0);
+    got.fill(0);
     assert.equal((await store.getBlob('cert/web/1/chain'))?.toString(), '-----BEGIN CERTIFICATE-----');
     await store.tx((tx) => tx.deleteBlob('cert/web/1/chain'));
     assert.equal(await store.getBlob('cert/web/1/chain'), undefined);
@@ -349,8 +351,8 @@ describe('failed flush', () => {
     const results = await Promise.allSettled([...inFlush, queued]);
     for (const r of results) {
       assert.equal(r.status, 'rejected');
-      errorWithCode('STORE_IO')((r as PromiseRejectedResult).reason);
-      assert.match(String((r as PromiseRejectedResult).reason.message), /ENOSPC/);
+      errorWithCode('STORE_IO')(r.reason);
+      assert.match(String(r.reason.message), /ENOSPC/);
     }
     assert.equal(flushes, 2, 'the queued transaction was rejected without another flush');
     assert.deepEqual(sizes, [1, 2]);
