@@ -48,6 +48,7 @@ export const ERROR_CATALOGUE = {
   ),
   KEK_WRONG: entry('integrity', 'The key-encryption key does not open this data directory.'),
   KEK_ROTATION_FAILED: entry('internal', 'Rotating the key-encryption key failed; nothing was lost.'),
+  KEK_EXISTS: entry('conflict', 'A key-encryption key is already set up for this data directory (kek.json exists).'),
   SEAL_INTEGRITY: entry('integrity', 'A sealed blob failed authentication: wrong key, altered, or moved.'),
   SEAL_FORMAT: entry('integrity', 'A sealed blob has an unknown version or malformed fields.'),
   // store
