@@ -18,7 +18,7 @@ async function rejects(
   } catch (err) {
     assert.ok(isAppError(err), `expected an AppError, got ${String(err)}`);
     assert.equal(err.code, code);
-    return { message: err.message, details: err.details as Record<string, unknown> };
+    return { message: err.message, details: err.details };
   }
   assert.fail(`expected ${code}`);
 }
@@ -29,7 +29,7 @@ function schemaKeys(schema: unknown, prefix = ''): string[] {
   let s = schema as { def?: Record<string, unknown>; shape?: Record<string, unknown> };
   for (let i = 0; i < 10 && s.def && !s.shape; i++) {
     const d = s.def;
-    s = (d.innerType ?? d.in ?? d.element ?? d.schema ?? s) as typeof s;
+    s = (d.innerType ?? d.in ?? d.element ?? d.schema ?? s);
     if (s === (d as unknown)) break;
   }
   if (!s.shape) return [];

@@ -1,0 +1,17 @@
+import type { Clock } from '../core/clock.js';
+import type { Store } from '../store/port.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import type { TokenService } from '../access/token-service.js';
+
+/** What the API needs from the rest of the daemon, wired by app/. */
+export interface ApiDeps {
+  readonly clock: Clock;
+  readonly store: Store;
+  readonly audit: AuditLog;
+  readonly tokens: TokenService;
+  readonly version: string;
+  /** Sealed: the KEK is not loaded, only health answers. */
+  isSealed(): boolean;
+  /** Extra readiness checks (store open, KEK loaded); a string names what is not ready. */
+  notReadyReason(): string | undefined;
+}

@@ -1,0 +1,17 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { ApiError } from '../../core/errors.js';
+import type { ApiDeps } from '../deps.js';
+
+export function healthRoutes(deps: ApiDeps): FastifyPluginAsync {
+  return async (app) => {
+    const open = { config: { public: true, availableWhenSealed: true } };
+    // Liveness: the process answers. Sealed is still alive.
+    app.get('/healthz', open, () => ({ status: 'ok', sealed: deps.isSealed() }));
+    // Readiness: the store is open and the KEK is loaded.
+    app.get('/readyz', open, () => {
+      const reason = deps.isSealed() ? 'sealed: the master key is not loaded' : deps.notReadyReason();
+      if (reason !== undefined) throw new ApiError('DAEMON_SEALED', `not ready: ${reason}`);
+      return { status: 'ready' };
+    });
+  };
+}

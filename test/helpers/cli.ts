@@ -1,0 +1,101 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import type { TestContext } from 'node:test';
+
+export const BIN = fileURLToPath(new URL('../../bin/keywright.js', import.meta.url));
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  json<T = Record<string, unknown>>(): T;
+}
+
+/** Runs the built CLI as a user would, with a clean environment plus `env`. */
+export async function kw(
+  args: string[],
+  env: Record<string, string> = {},
+  input?: string,
+): Promise<CliResult> {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdin.end(input ?? '');
+  const [code] = (await once(child, 'close')) as [number | null];
+  return {
+    code,
+    stdout,
+    stderr,
+    json<T>() {
+      return JSON.parse(stdout) as T;
+    },
+  };
+}
+
+export interface Daemon {
+  child: ChildProcess;
+  output(): string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts `keywright serve`, waits until /healthz answers, and stops it when the test ends. */
+export async function startServe(
+  t: TestContext,
+  args: string[],
+  env: Record<string, string> = {},
+  readyUrl?: string,
+): Promise<Daemon> {
+  const child = spawn(process.execPath, [BIN, 'serve', ...args], {
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: process.env.HOME ?? '/tmp',
+      KEYWRIGHT_LOG_LEVEL: 'info',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  const daemon: Daemon = {
+    child,
+    output: () => out,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+  t.after(() => daemon.stop('SIGKILL'));
+  if (readyUrl !== undefined) {
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`serve exited with ${child.exitCode}:\n${out}`);
+      const ok = await probe(readyUrl);
+      if (ok) break;
+      if (Date.now() > deadline) throw new Error(`serve did not become healthy:\n${out}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return daemon;
+}
+
+async function probe(url: string): Promise<boolean> {
+  // The daemon's certificate is from its own root; health is only a liveness probe, so trust is skipped here.
+  const { request } = await import(url.startsWith('https') ? 'node:https' : 'node:http');
+  return new Promise((resolve) => {
+    const req = request(url, { rejectUnauthorized: false, timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}
