@@ -28,3 +28,16 @@ export function assertCollectionName(name: string): void {
     );
   }
 }
+
+/** A key prefix: whole valid segments followed by `/`, then optionally the start of one more segment. */
+const BLOB_PREFIX_PATTERN = /^(?:[a-z0-9][a-z0-9._-]*\/)*(?:[a-z0-9][a-z0-9._-]*)?$/;
+
+export function assertBlobPrefix(prefix: string): void {
+  if (prefix.length > MAX_BLOB_KEY || !BLOB_PREFIX_PATTERN.test(prefix)) {
+    throw new ValidationError(
+      'INVALID_ARGUMENT',
+      `blob key prefix ${JSON.stringify(prefix.slice(0, 80))} is not valid: use whole key segments followed by /, e.g. sealed/`,
+      { details: { field: 'blobPrefix' } },
+    );
+  }
+}

@@ -56,6 +56,12 @@ export interface Store {
    */
   tx<R>(work: (tx: StoreTx) => R | Promise<R>): Promise<R>;
   getBlob(key: string): Promise<Buffer | undefined>;
+  /**
+   * Keys of the stored blobs that start with `prefix` (whole segments and a partial last one, e.g.
+   * `sealed/` or `cert/web/`), sorted. Walks the blob area: meant for rare sweeps such as KEK rotation,
+   * not for request paths.
+   */
+  listBlobs(prefix: string): Promise<string[]>;
   readonly schemaVersion: number;
   /** Waits for queued transactions and their flush, then releases the data directory. Idempotent; every other call afterwards throws STORE_CLOSED. */
   close(): Promise<void>;
@@ -68,6 +74,12 @@ export interface Store {
  * bytes.
  */
 export const BLOB_KEY_PATTERN = /^[a-z0-9][a-z0-9._-]*(?:\/[a-z0-9][a-z0-9._-]*)*$/;
+
+/**
+ * Every sealed blob (a SealedBlob as JSON) is stored under this prefix, e.g. `sealed/cert/web/3/key`,
+ * so a KEK rotation can find them all with `listBlobs(SEALED_BLOB_PREFIX)` and nothing else is touched.
+ */
+export const SEALED_BLOB_PREFIX = 'sealed/';
 
 /** Collection names: short identifiers, e.g. `certificates`, `acmeAccounts`. */
 export const COLLECTION_NAME_PATTERN = /^[a-z][a-zA-Z0-9_-]{0,63}$/;

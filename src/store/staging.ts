@@ -3,7 +3,7 @@ import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
 import type { CollectionReader, CollectionWriter, Store, StoredRecord, StoreTx } from './port.js';
 import { cloneFrozenRecord } from './json-record.js';
-import { assertBlobKey, assertCollectionName } from './names.js';
+import { assertBlobKey, assertBlobPrefix, assertCollectionName } from './names.js';
 import { describe } from './describe-error.js';
 import {
   DELETED,
@@ -47,6 +47,8 @@ export interface Persistence {
    */
   persist(batch: CommitBatch): Promise<void>;
   readBlob(key: string): Promise<Buffer | undefined>;
+  /** Durable blob keys starting with `prefix` (validated), sorted. */
+  listBlobs(prefix: string): Promise<string[]>;
   /** Called once, after the last flush. */
   close(): Promise<void>;
 }
@@ -165,6 +167,19 @@ export class StagedStore implements ObservableStore {
       throw new StoreError('STORE_IO', `reading blob ${key} failed: ${describe(cause)}`, {
         cause,
         details: { blobKey: key },
+      });
+    }
+  }
+
+  async listBlobs(prefix: string): Promise<string[]> {
+    this.#assertOpen();
+    assertBlobPrefix(prefix);
+    try {
+      return await this.#persistence.listBlobs(prefix);
+    } catch (cause) {
+      throw new StoreError('STORE_IO', `listing blobs under ${prefix} failed: ${describe(cause)}`, {
+        cause,
+        details: { blobPrefix: prefix },
       });
     }
   }

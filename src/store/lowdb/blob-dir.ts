@@ -1,4 +1,4 @@
-import { mkdir, readFile, rm, rmdir } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, rmdir } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { fsyncDir } from '../../core/fs-durable.js';
 import { assertBlobKey } from '../names.js';
@@ -63,6 +63,29 @@ export class BlobDirectory {
     }
     if (generation === this.#generation) this.#cache.set(key, Buffer.from(bytes));
     return bytes;
+  }
+
+  /** Keys on disk starting with `prefix` (already validated), sorted. Temp files (dot names) are skipped. */
+  async list(prefix: string): Promise<string[]> {
+    const dirPart = prefix.slice(0, prefix.lastIndexOf('/') + 1);
+    const keys: string[] = [];
+    const walk = async (dir: string, keyPrefix: string): Promise<void> => {
+      let entries;
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw err;
+      }
+      for (const entry of entries) {
+        if (entry.name.startsWith('.')) continue;
+        const key = keyPrefix + entry.name;
+        if (entry.isDirectory()) await walk(join(dir, entry.name), `${key}/`);
+        else if (entry.isFile() && key.startsWith(prefix)) keys.push(key);
+      }
+    };
+    await walk(dirPart === '' ? this.root : join(this.root, ...dirPart.split('/').filter(Boolean)), dirPart);
+    return keys.sort();
   }
 
   /** mkdir -p, then fsync the parent of every directory it created so the new entries survive power loss. */

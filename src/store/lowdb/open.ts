@@ -20,6 +20,8 @@ import { MIGRATIONS, migrate, type MigratableDocument, type Migration } from './
 
 export const DOCUMENT_FILE = 'keywright.json';
 export const BLOB_DIR = 'blobs';
+/** Blob files written or removed at once by one flush. */
+const BLOB_IO_PARALLELISM = 16;
 
 export interface LowdbStoreOptions {
   readonly dataDir: string;
@@ -145,22 +147,43 @@ function lowdbPersistence(
 ): Persistence {
   return {
     async persist(batch: CommitBatch) {
-      await settleAll([...batch.blobPuts].map(([key, bytes]) => blobs.write(key, bytes)));
+      const written = await forEachLimited([...batch.blobPuts], ([key, bytes]) => blobs.write(key, bytes));
+      const failedWrite = written.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failedWrite !== undefined) throw failedWrite.reason;
       await db.write();
       // The document no longer refers to these, so failing to remove one only leaves an orphan file.
-      const removals = await Promise.allSettled([...batch.blobDeletes].map((key) => blobs.remove(key)));
-      const failed = removals.filter((r) => r.status === 'rejected').length;
+      const removed = await forEachLimited([...batch.blobDeletes], (key) => blobs.remove(key));
+      const failed = removed.filter((r) => r.status === 'rejected').length;
       if (failed > 0)
         logger.warn({ blobs: failed }, 'could not remove deleted blobs; they are orphaned on disk');
     },
     readBlob: (key) => blobs.read(key),
+    listBlobs: (prefix) => blobs.list(prefix),
     close: () => lock.release(),
   };
 }
 
-/** Like Promise.all, but waits for every write to finish before reporting the first failure. */
-async function settleAll(work: Promise<void>[]): Promise<void> {
-  const results = await Promise.allSettled(work);
-  const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failure !== undefined) throw failure.reason;
+/**
+ * Runs `fn` over `items`, at most BLOB_IO_PARALLELISM at a time (a KEK rotation may put every sealed blob
+ * in one transaction: unbounded, that would be thousands of open files), and waits for all of them.
+ */
+async function forEachLimited<T>(
+  items: readonly T[],
+  fn: (item: T) => Promise<void>,
+): Promise<PromiseSettledResult<void>[]> {
+  const results: PromiseSettledResult<void>[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      try {
+        await fn(items[i]!);
+        results[i] = { status: 'fulfilled', value: undefined };
+      } catch (reason) {
+        results[i] = { status: 'rejected', reason };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(BLOB_IO_PARALLELISM, items.length) }, worker));
+  return results;
 }

@@ -37,6 +37,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): ObservableS
         const bytes = blobs.get(key);
         return Promise.resolve(bytes === undefined ? undefined : Buffer.from(bytes));
       },
+      listBlobs: (prefix) => Promise.resolve([...blobs.keys()].filter((k) => k.startsWith(prefix)).sort()),
       close: () => Promise.resolve(),
     },
   });

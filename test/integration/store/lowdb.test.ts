@@ -1,5 +1,3 @@
-// node:test's runner tracks the promises test() and describe() return.
-/* eslint-disable @typescript-eslint/no-floating-promises */
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -141,6 +139,36 @@ describe('lowdb store: durability and format', () => {
     assert.equal(await exists(file), false);
     assert.deepEqual(await readdir(join(dir, 'blobs')), [], 'emptied directories are pruned');
     await again.close();
+  });
+
+  test('listBlobs walks the blob area by prefix, skipping temp files; a put on an existing key replaces it', async (t) => {
+    const dir = await tempDir(t);
+    const store = await openLowdbStore({ dataDir: dir });
+    await store.tx((tx) => {
+      for (const key of [
+        'sealed/cert/web/2/key',
+        'cert/web/1/chain',
+        'sealed/cert/web/1/key',
+        'sealed/acme/main',
+      ]) {
+        tx.putBlob(key, Buffer.from(key));
+      }
+    });
+    await writeFile(join(dir, 'blobs', 'sealed', 'acme', '.main.0123456789ab.tmp'), 'crash leftover');
+    assert.deepEqual(await store.listBlobs('sealed/'), [
+      'sealed/acme/main',
+      'sealed/cert/web/1/key',
+      'sealed/cert/web/2/key',
+    ]);
+    assert.deepEqual(await store.listBlobs('sealed/cert/web/1'), ['sealed/cert/web/1/key']);
+    assert.deepEqual(await store.listBlobs('nothing/'), []);
+    assert.equal((await store.listBlobs('')).length, 4);
+
+    // KEK rotation rewraps sealed blobs in place: the new bytes must be what getBlob serves, cache or not
+    assert.deepEqual(await store.getBlob('sealed/acme/main'), Buffer.from('sealed/acme/main'));
+    await store.tx((tx) => tx.putBlob('sealed/acme/main', Buffer.from('rewrapped')));
+    assert.deepEqual(await store.getBlob('sealed/acme/main'), Buffer.from('rewrapped'));
+    await store.close();
   });
 
   test('50 concurrent transactions cost far fewer than 50 flushes (group commit), and all are durable', async (t) => {

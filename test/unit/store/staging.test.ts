@@ -1,5 +1,3 @@
-// node:test's runner tracks the promises test() and describe() return.
-/* eslint-disable @typescript-eslint/no-floating-promises */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isAppError } from '../../../src/core/errors.js';
@@ -299,6 +297,33 @@ describe('blobs', () => {
     assert.equal((await store.getBlob('cert/web/1/chain'))?.toString(), '-----BEGIN CERTIFICATE-----');
     await store.tx((tx) => tx.deleteBlob('cert/web/1/chain'));
     assert.equal(await store.getBlob('cert/web/1/chain'), undefined);
+  });
+
+  test('listBlobs lists durable keys by prefix, sorted', async () => {
+    const store = createMemoryStore();
+    await store.tx((tx) => {
+      for (const key of [
+        'sealed/cert/web/2/key',
+        'cert/web/1/chain',
+        'sealed/cert/web/1/key',
+        'sealed/acme/main',
+      ]) {
+        tx.putBlob(key, Buffer.from(key));
+      }
+    });
+    assert.deepEqual(await store.listBlobs('sealed/'), [
+      'sealed/acme/main',
+      'sealed/cert/web/1/key',
+      'sealed/cert/web/2/key',
+    ]);
+    assert.deepEqual(await store.listBlobs('sealed/cert/w'), [
+      'sealed/cert/web/1/key',
+      'sealed/cert/web/2/key',
+    ]);
+    assert.equal((await store.listBlobs('')).length, 4);
+    for (const bad of ['../', '/sealed', 'sealed//', 'Sealed/']) {
+      await assert.rejects(store.listBlobs(bad), errorWithCode('INVALID_ARGUMENT'), bad);
+    }
   });
 
   test('blob keys outside BLOB_KEY_PATTERN are refused', async () => {
