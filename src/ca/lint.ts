@@ -17,7 +17,8 @@ import type { IssuerContext } from './issuer-context.js';
 import type { ConstraintSet } from './names.js';
 import { canonicalIp, constraintViolation, dnsNameProblem, emailProblem, uriProblem } from './names.js';
 
-export type CertificateKind = 'leaf' | 'ca';
+/** `leaf`: an end-entity certificate with SANs; `ocsp-signer`: a delegated OCSP responder (no SANs). */
+export type CertificateKind = 'leaf' | 'ca' | 'ocsp-signer';
 
 /** What lint needs to know about the issuer; for a self-signed root it is the root itself. */
 export interface LintIssuer {
@@ -319,7 +320,7 @@ export const LINT_RULES: readonly Rule[] = [
     source: 'RFC 5280 §4.2.1.9',
     description: 'an end-entity certificate does not assert CA:TRUE',
     check: ({ kind, ext }) =>
-      kind === 'leaf' && ext('basicConstraints')?.ca === true ? 'a leaf asserts CA:TRUE' : undefined,
+      kind !== 'ca' && ext('basicConstraints')?.ca === true ? 'a leaf asserts CA:TRUE' : undefined,
   },
   {
     name: 'bc_pathlen_only_ca',
@@ -359,7 +360,7 @@ export const LINT_RULES: readonly Rule[] = [
     description: 'an end-entity certificate allows neither keyCertSign nor cRLSign',
     check: ({ kind, ext }) => {
       const ku = ext('keyUsage');
-      return kind === 'leaf' && (has(ku, 'keyCertSign') || has(ku, 'cRLSign'))
+      return kind !== 'ca' && (has(ku, 'keyCertSign') || has(ku, 'cRLSign'))
         ? 'a leaf with keyCertSign or cRLSign'
         : undefined;
     },
@@ -390,7 +391,7 @@ export const LINT_RULES: readonly Rule[] = [
     source: 'CA/B BR §7.1.2.7.10',
     description: 'an end-entity certificate states its extended key usage',
     check: ({ kind, ext }) =>
-      kind === 'leaf' && (ext('extKeyUsage')?.purposes.length ?? 0) === 0
+      kind !== 'ca' && (ext('extKeyUsage')?.purposes.length ?? 0) === 0
         ? 'a leaf without extended key usage'
         : undefined,
   },
@@ -550,13 +551,25 @@ export const LINT_RULES: readonly Rule[] = [
       return undefined;
     },
   },
+  {
+    name: 'ocsp_signer_profile',
+    source: 'RFC 6960 §4.2.2.2, §4.2.2.2.1',
+    description: 'a delegated OCSP signer has exactly the OCSPSigning purpose and id-pkix-ocsp-nocheck',
+    check: ({ kind, ext }) => {
+      if (kind !== 'ocsp-signer') return undefined;
+      const purposes = ext('extKeyUsage')?.purposes ?? [];
+      if (purposes.length !== 1 || purposes[0] !== EXT_KEY_USAGES.ocspSigning)
+        return 'the OCSP signer must have only the OCSPSigning purpose';
+      return ext('ocspNoCheck') ? undefined : 'the OCSP signer lacks id-pkix-ocsp-nocheck';
+    },
+  },
   // --- name constraints
   {
     name: 'name_constraints_only_ca',
     source: 'RFC 5280 §4.2.1.10',
     description: 'name constraints appear only in CA certificates',
     check: ({ kind, ext }) =>
-      kind === 'leaf' && ext('nameConstraints') ? 'a leaf with name constraints' : undefined,
+      kind !== 'ca' && ext('nameConstraints') ? 'a leaf with name constraints' : undefined,
   },
   {
     name: 'name_constraints_critical',
