@@ -32,7 +32,11 @@ export interface Sealer {
   unseal(blob: SealedBlob, context: SealContext): Promise<Buffer>;
 }
 
-/** Optional ability: re-wrap a blob's data key under the primary KEK without touching the payload. */
+/**
+ * Optional ability: re-wrap a blob's data key under the primary KEK without touching the payload (KEK
+ * rotation). It needs no SealContext: the record is bound by the payload's AAD, not the wrapped data
+ * key's. A blob already under the primary KEK comes back unchanged, so a rewrap pass can be repeated.
+ */
 export interface Rewrapper {
   rewrap(blob: SealedBlob): Promise<SealedBlob>;
 }
