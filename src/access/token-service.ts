@@ -72,8 +72,7 @@ export function tokenStatus(record: TokenRecord, nowMs: number): TokenStatus {
 export class TokenService {
   readonly #store: Store;
   readonly #clock: Clock;
-  #byHash = new Map<string, TokenId>();
-  #indexedCount = -1;
+  #byHash: Map<string, TokenId> | undefined;
 
   constructor(options: { readonly store: Store; readonly clock?: Clock }) {
     this.#store = options.store;
@@ -127,12 +126,8 @@ export class TokenService {
   /** Stores a prepared token durably; from then on it authenticates. */
   async commit(prepared: PreparedToken): Promise<TokenRecord> {
     await this.#store.tx((tx) => tx.collection<TokenRecord>(TOKENS_COLLECTION).insert(prepared.record));
-    if (this.#indexedCount < 0) {
-      this.#rebuildIndex();
-    } else {
-      this.#byHash.set(prepared.record.hash, prepared.record.id);
-      this.#indexedCount += 1;
-    }
+    if (this.#byHash === undefined) this.reload();
+    else this.#byHash.set(prepared.record.hash, prepared.record.id);
     return this.get(prepared.record.id);
   }
 
@@ -180,12 +175,8 @@ export class TokenService {
   authenticate(bearer: string): Principal {
     if (!isWellFormedToken(bearer)) throw invalidToken();
     const hash = hashToken(bearer);
-    this.#ensureIndex();
-    let id = this.#byHash.get(hash);
-    if (id === undefined && this.#tokens().count() !== this.#indexedCount) {
-      this.#rebuildIndex(); // written by another TokenService over the same store (init, restore)
-      id = this.#byHash.get(hash);
-    }
+    if (this.#byHash === undefined) this.reload();
+    const id = this.#byHash?.get(hash);
     if (id === undefined) throw invalidToken();
     const record = this.#tokens().find(id);
     if (record === undefined || !sameDigest(record.hash, hash) || !isRole(record.role)) throw invalidToken();
@@ -202,14 +193,17 @@ export class TokenService {
     return this.#store.collection<TokenRecord>(TOKENS_COLLECTION);
   }
 
-  #ensureIndex(): void {
-    if (this.#indexedCount < 0) this.#rebuildIndex();
-  }
-
-  #rebuildIndex(): void {
-    const records = this.#tokens().list();
-    this.#byHash = new Map(records.map((r) => [r.hash, r.id]));
-    this.#indexedCount = records.length;
+  /**
+   * Rebuilds the hash index from the collection. Built on first use and kept current by this service's
+   * own writes; call it only if something else wrote tokens into the same open store. A miss never
+   * triggers a rebuild, so unknown tokens cost no more than known ones.
+   */
+  reload(): void {
+    this.#byHash = new Map(
+      this.#tokens()
+        .list()
+        .map((r) => [r.hash, r.id]),
+    );
   }
 }
 

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { AppError } from '../core/errors.js';
 
 /**
@@ -217,24 +217,40 @@ function isDetailValue(v: unknown): v is AuditDetailValue {
  * any parsed JSON so the verifier can hash lines it did not write.
  */
 export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') {
-    if (typeof value === 'number' && !Number.isFinite(value))
-      throw new AppError('INTERNAL', 'audit: non-finite number');
-    return JSON.stringify(value);
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'number':
+      if (!Number.isFinite(value))
+        throw new AppError('INTERNAL', 'audit: a number in an entry is not finite');
+      return JSON.stringify(value);
+    case 'object':
+      break;
+    case 'bigint':
+    case 'function':
+    case 'symbol':
+    case 'undefined':
+      throw new AppError('INTERNAL', `audit: a ${typeof value} is not JSON`);
   }
+  if (value === null) return 'null';
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   const obj = value as Record<string, unknown>;
-  const members = Object.keys(obj)
-    .filter((k) => obj[k] !== undefined)
-    .sort()
-    .map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`);
-  return `{${members.join(',')}}`;
+  let out = '{';
+  for (const key of Object.keys(obj).sort()) {
+    const member = obj[key];
+    if (member === undefined) continue;
+    if (out.length > 1) out += ',';
+    out += `${JSON.stringify(key)}:${canonicalJson(member)}`;
+  }
+  return `${out}}`;
 }
 
 /** SHA-256 hex over the canonical JSON of `entry` without its `hash` member. */
 export function entryHash(entry: Readonly<Record<string, unknown>>): string {
   const { hash: _ignored, ...content } = entry;
-  return createHash('sha256').update(canonicalJson(content), 'utf8').digest('hex');
+  return hash('sha256', canonicalJson(content), 'hex');
 }
 
 /** Builds the next entry of the chain: fills seq, prev and hash. */

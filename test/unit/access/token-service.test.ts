@@ -184,15 +184,18 @@ describe('TokenService.authenticate', () => {
     assert.equal(tokens.status(record), 'expired');
   });
 
-  test('finds tokens written by another TokenService over the same store', async () => {
+  test('builds its index from the collection; tokens another service wrote appear after reload()', async () => {
     const { tokens, store, clock } = setup();
-    assertInvalid(
-      () => tokens.authenticate(`kw_${Buffer.alloc(32).toString('base64url')}`),
-      'builds the index',
+    const early = await new TokenService({ store, clock }).create({ role: 'reader', createdBy: 'cli:init' });
+    assert.equal(
+      tokens.authenticate(early.token).role,
+      'reader',
+      'first use builds the index from the store',
     );
-    const other = new TokenService({ store, clock });
-    const { token } = await other.create({ role: 'reader', createdBy: 'cli:init' });
-    assert.equal(tokens.authenticate(token).role, 'reader');
+    const late = await new TokenService({ store, clock }).create({ role: 'operator', createdBy: 'cli:init' });
+    assertInvalid(() => tokens.authenticate(late.token), 'a miss does not rescan the store');
+    tokens.reload();
+    assert.equal(tokens.authenticate(late.token).role, 'operator');
   });
 });
 
