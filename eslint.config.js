@@ -60,8 +60,9 @@ function restrictionsFor(folder) {
   patterns.push({ regex: '^(\\.\\./)+main(\\.js)?$', message: 'Nothing imports main.ts.' });
   for (const [lib, owners] of Object.entries(OWNERS)) {
     if (!owners.includes(folder)) {
+      const name = lib.replace('/*', '').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
       patterns.push({
-        group: [lib, `${lib}/*`],
+        regex: lib.endsWith('/*') ? `^${name}/` : `^${name}(/|$)`,
         message: `${lib} lives in src/${owners.join(' or src/')} only.`,
       });
     }
@@ -93,6 +94,7 @@ export default tseslint.config(
   {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
+    languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly', Buffer: 'readonly' } },
   },
   {
     files: ['test/**/*.ts', 'bench/**/*.ts'],

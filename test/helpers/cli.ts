@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
 
@@ -86,9 +88,9 @@ export async function startServe(
   return daemon;
 }
 
-async function probe(url: string): Promise<boolean> {
+function probe(url: string): Promise<boolean> {
   // The daemon's certificate is from its own root; health is only a liveness probe, so trust is skipped here.
-  const { request } = await import(url.startsWith('https') ? 'node:https' : 'node:http');
+  const request = url.startsWith('https') ? httpsRequest : httpRequest;
   return new Promise((resolve) => {
     const req = request(url, { rejectUnauthorized: false, timeout: 1000 }, (res) => {
       res.resume();

@@ -1,0 +1,137 @@
+import { rm } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { writeFileDurable } from '../core/fs-durable.js';
+import { systemClock, type Clock } from '../core/clock.js';
+import { ConfigError, isAppError } from '../core/errors.js';
+import type { Config } from '../config/schema.js';
+import type { KekSecrets } from '../keys/software/kek.js';
+import type { SoftwareSealer } from '../keys/software/sealer.js';
+import { createApiServer } from '../api/server.js';
+import { ensureDaemonCertificate } from '../ca/authority.js';
+import { createLogger } from './logger.js';
+import { openServices, openSealer, isInitializedStore, notInitialized } from './services.js';
+import { appPaths } from './paths.js';
+import { VERSION } from './version.js';
+
+export interface RunningDaemon {
+  readonly url: string;
+  readonly sealed: boolean;
+  /** Graceful: stop accepting, finish in-flight requests and writes, close the audit log and store. */
+  stop(): Promise<void>;
+}
+
+export interface StartDaemonOptions {
+  readonly config: Config;
+  readonly secrets: KekSecrets;
+  readonly clock?: Clock;
+  readonly logDestination?: NodeJS.WritableStream;
+}
+
+/** Starts the daemon in this process and resolves once it listens. */
+export async function startDaemon(options: StartDaemonOptions): Promise<RunningDaemon> {
+  const { config } = options;
+  const clock = options.clock ?? systemClock;
+  const logger = createLogger(config.log.level, options.logDestination);
+  checkListenPolicy(config, logger);
+  const services = await openServices(config, clock, logger);
+  try {
+    if (!isInitializedStore(services.store)) throw notInitialized(config.dataDir);
+    let sealer: SoftwareSealer | undefined;
+    try {
+      sealer = await openSealer(config, options.secrets);
+    } catch (err) {
+      // Without its KEK the daemon runs sealed (health only); a KEK that is wrong is an operator error.
+      if (!isAppError(err, 'KEK_MISSING')) throw err;
+      logger.error({ code: err.code }, `${err.message}: starting sealed, only /healthz answers`);
+    }
+    const tls = config.tls.enabled
+      ? await ensureDaemonCertificate({
+          store: services.store,
+          sealer,
+          audit: services.audit,
+          clock,
+          listen: config.listen,
+          logger,
+        })
+      : undefined;
+    const app = createApiServer(
+      {
+        clock,
+        store: services.store,
+        audit: services.audit,
+        tokens: services.tokens,
+        version: VERSION,
+        isSealed: () => sealer === undefined,
+        notReadyReason: () => undefined,
+      },
+      { logger, bodyLimit: config.api.bodyLimit, https: tls },
+    );
+    await app.listen({ host: config.listen.host, port: config.listen.port });
+    const address = app.server.address() as AddressInfo;
+    const url = `${tls ? 'https' : 'http'}://${urlHost(config.listen.host)}:${address.port}`;
+    const info = appPaths(config.dataDir).daemonInfo;
+    await writeFileDurable(
+      info,
+      `${JSON.stringify({ url, pid: process.pid, startedAt: clock.now().toISOString(), version: VERSION })}\n`,
+      0o644,
+    );
+    logger.info({ url, sealed: sealer === undefined, dataDir: config.dataDir }, 'keywright listening');
+    let stopping: Promise<void> | undefined;
+    return {
+      url,
+      sealed: sealer === undefined,
+      stop() {
+        stopping ??= (async () => {
+          logger.info({}, 'stopping');
+          await rm(info, { force: true });
+          await app.close();
+          await services.close();
+          logger.info({}, 'stopped');
+          logger.flush?.();
+        })();
+        return stopping;
+      },
+    };
+  } catch (err) {
+    await services.close();
+    throw err;
+  }
+}
+
+/** Runs until SIGTERM or SIGINT, then stops gracefully. */
+export async function runDaemon(options: StartDaemonOptions & { io?: unknown }): Promise<void> {
+  const daemon = await startDaemon(options);
+  await new Promise<void>((resolve) => {
+    const onSignal = () => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      resolve();
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+  await daemon.stop();
+}
+
+function urlHost(host: string): string {
+  if (host === '0.0.0.0') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+
+/** Plain HTTP only on loopback: a token sent in clear over a network is a leaked token. */
+function checkListenPolicy(config: Config, logger: { warn(o: object, m: string): void }): void {
+  if (config.tls.enabled) return;
+  if (!LOOPBACK.test(config.listen.host)) {
+    throw new ConfigError(
+      'CONFIG_INVALID',
+      `tls.enabled: false is allowed only on a loopback listener, not ${config.listen.host}`,
+      {
+        details: { issues: [{ path: 'tls.enabled', message: 'plain HTTP only on loopback' }] },
+      },
+    );
+  }
+  logger.warn({ listen: config.listen.host }, 'serving plain HTTP on loopback (tls.enabled: false)');
+}
