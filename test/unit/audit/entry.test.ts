@@ -66,6 +66,31 @@ describe('entry hash', () => {
   });
 });
 
+describe('frozen format (v1)', () => {
+  // Checked outside keywright: printf '%s' "$CANONICAL" | sha256sum. Changing this breaks every existing log.
+  const CANONICAL =
+    '{"action":"cert.issue","actor":"tok_0011223344556677","details":{"days":90,"serial":"0a"},"outcome":"success",' +
+    '"prev":"0000000000000000000000000000000000000000000000000000000000000000","requestId":"req-1","seq":1,' +
+    '"subject":"cert:web","time":"2026-01-01T00:00:00.000Z"}';
+  const LINE =
+    '{"seq":1,"time":"2026-01-01T00:00:00.000Z","actor":"tok_0011223344556677","action":"cert.issue","subject":"cert:web",' +
+    '"outcome":"success","requestId":"req-1","details":{"serial":"0a","days":90},' +
+    '"prev":"0000000000000000000000000000000000000000000000000000000000000000",' +
+    '"hash":"6df340b669d5030d8529e92678010ae0bf3b95bb9762248242bf5ee4dbfe4547"}\n';
+  test('a known entry serializes and hashes exactly as recorded', () => {
+    const e = sealEntry(
+      { ...base, actor: 'tok_0011223344556677', requestId: 'req-1', details: { serial: '0a', days: 90 } },
+      1,
+      '2026-01-01T00:00:00.000Z',
+      GENESIS_HASH,
+    );
+    const { hash: _hash, ...content } = e;
+    assert.equal(canonicalJson(content), CANONICAL);
+    assert.equal(e.hash, '6df340b669d5030d8529e92678010ae0bf3b95bb9762248242bf5ee4dbfe4547');
+    assert.equal(serializeEntry(e), LINE);
+  });
+});
+
 describe('secrets never enter an entry', () => {
   const refusedKeys = [
     'token',
