@@ -219,16 +219,19 @@ export class AuditLog implements AuditRecorder {
     }
   }
 
+  /** Settles every append of the batch; never throws, so the drain loop keeps going. */
   async #commit(batch: Pending[]): Promise<void> {
     const entries: AuditEntry[] = [];
     let { seq, hash } = this.#head;
-    for (const p of batch) {
-      const entry = sealEntry(p.input, ++seq, p.time, hash);
-      hash = entry.hash;
-      entries.push(entry);
-    }
-    const data = Buffer.from(entries.map(serializeEntry).join(''), 'utf8');
+    let size: number;
     try {
+      for (const p of batch) {
+        const entry = sealEntry(p.input, ++seq, p.time, hash);
+        hash = entry.hash;
+        entries.push(entry);
+      }
+      const data = Buffer.from(entries.map(serializeEntry).join(''), 'utf8');
+      size = data.length;
       await this.#writeDurably(data);
     } catch (err) {
       this.#stats.failedBatches += 1;
@@ -240,7 +243,7 @@ export class AuditLog implements AuditRecorder {
       for (const p of batch) p.reject(error);
       return;
     }
-    this.#size += data.length;
+    this.#size += size;
     this.#head = { seq, hash };
     this.#stats.appended += entries.length;
     this.#stats.batches += 1;
