@@ -100,6 +100,7 @@ async function loadDocument(
   }
   // From here on the engine owns doc.collections and mutates it in place; every flush writes db.data.
   db.data = doc;
+  if (ran === 0) file.encode(doc); // warm the per-record encodings now, not during the first write
   if (ran > 0) {
     try {
       await db.write();
