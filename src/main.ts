@@ -1,4 +1,3 @@
-import 'reflect-metadata'; // @peculiar/x509 (tsyringe) needs it before it loads
 import { runCli } from './cli/program.js';
 
 const code = await runCli(process.argv.slice(2), {

@@ -83,6 +83,11 @@ describe('keywright CLI and daemon, as a user runs them', () => {
 
     assert.equal(await daemon.stop('SIGTERM'), 0, `graceful stop:\n${daemon.output()}`);
     assert.ok(!existsSync(join(dir, 'daemon.json')), 'daemon.json removed on stop');
+    assert.ok(daemon.output().includes('"msg":"stopped"'), 'the daemon logged its graceful stop');
+    assert.ok(
+      !daemon.output().includes(adminToken) && !daemon.output().includes(reader.token),
+      'no token in the daemon log',
+    );
     assert.ok(!existsSync(join(dir, 'keywright.lock')), 'lock released on stop');
 
     const verify = await kw(['audit', 'verify', '--data-dir', dir, '--json']);

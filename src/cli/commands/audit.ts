@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { AppError } from '../../core/errors.js';
-import { verifyAuditFile } from '../../app/index.js';
 import { connect, type CliIo, type GlobalOptions } from '../context.js';
 import { emit, table } from '../output.js';
 
@@ -18,6 +17,7 @@ export function auditCommand(program: Command, io: CliIo, globals: () => GlobalO
       const g = globals();
       const dataDir = g.dataDir ?? io.env.KEYWRIGHT_DATA_DIR ?? './data';
       const file = opts.file ?? resolve(dataDir, 'audit.log');
+      const { verifyAuditFile } = await import('../../app/index.js');
       const result = await verifyAuditFile(file);
       if (!result.ok) {
         throw new AppError('AUDIT_INTEGRITY', `${file}: line ${result.line}: ${result.message}`, {
@@ -25,7 +25,7 @@ export function auditCommand(program: Command, io: CliIo, globals: () => GlobalO
             file,
             line: result.line,
             problem: result.problem,
-            ...(result.seq !== undefined ? { seq: result.seq } : {}),
+            ...(result.seq !== null ? { seq: result.seq } : {}),
           },
         });
       }

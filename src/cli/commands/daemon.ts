@@ -1,10 +1,13 @@
 import type { Command } from 'commander';
-import { initDataDir, runDaemon, rotateMasterKey, type InitResult } from '../../app/index.js';
+import type { InitResult } from '../../app/index.js';
 import { isAppError } from '../../core/errors.js';
 import { loadCliConfig } from '../config.js';
 import type { CliIo, GlobalOptions } from '../context.js';
 import { readKekSecrets } from '../secrets.js';
 import { emit } from '../output.js';
+
+/** The app layer loads fastify, lowdb and the PKI stack: only the commands that run in-process pay for it. */
+const app = () => import('../../app/index.js');
 
 /** Commands that run against the data directory itself: init, serve, keys rotate-kek. */
 export function daemonCommands(program: Command, io: CliIo, globals: () => GlobalOptions): void {
@@ -16,6 +19,7 @@ export function daemonCommands(program: Command, io: CliIo, globals: () => Globa
     .action(async () => {
       const g = globals();
       const config = await loadCliConfig(g, io, []);
+      const { initDataDir } = await app();
       const result = await initDataDir({ config, secrets: await readKekSecrets(config, io) });
       emit(io, g.json, result, () => initMessage(result));
     });
@@ -35,6 +39,7 @@ export function daemonCommands(program: Command, io: CliIo, globals: () => Globa
         [['acme', 'http01', 'listen'], opts.http01Listen],
       ]);
       const secrets = await readKekSecrets(config, io);
+      const { initDataDir, runDaemon } = await app();
       if (opts.init) {
         // First run: initialize (or finish a crashed init); an initialized data dir is simply served.
         const result = await initDataDir({ config, secrets }).catch((err: unknown) => {
@@ -55,6 +60,7 @@ export function daemonCommands(program: Command, io: CliIo, globals: () => Globa
     .action(async () => {
       const g = globals();
       const config = await loadCliConfig(g, io, []);
+      const { rotateMasterKey } = await app();
       const result = await rotateMasterKey({
         config,
         secrets: await readKekSecrets(config, io, true),
