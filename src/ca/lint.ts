@@ -586,6 +586,10 @@ export const LINT_RULES: readonly Rule[] = [
     description: "every SAN lies within the issuer's permitted subtrees and outside its excluded ones",
     check: ({ issuer, sans }) => {
       if (!issuer.nameConstraints) return undefined;
+      const { permitted, excluded } = issuer.nameConstraints;
+      const unchecked = [...permitted, ...excluded].find((b) => b.type === 'dirName' || b.type === 'other');
+      // fail closed: a constraint keywright cannot evaluate might be one this certificate breaks
+      if (unchecked) return `the issuer has ${unchecked.type} name constraints, which keywright cannot check`;
       for (const n of sans) {
         const why = constraintViolation(n, issuer.nameConstraints);
         if (why) return `${formatGeneralName(n)} breaks the issuer's name constraints: ${why}`;

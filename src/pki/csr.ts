@@ -131,6 +131,8 @@ export function parseCsr(input: string | Uint8Array): ParsedCsr {
 export interface CsrInput {
   readonly subject?: NameInput;
   readonly sans?: readonly GeneralName[];
+  /** Further extensions to request (a CA decides what to grant; keywright's grants none of them). */
+  readonly extensions?: readonly Extension[];
   readonly privateKey: KeyObject;
 }
 
@@ -138,9 +140,11 @@ export interface CsrInput {
 export function buildCsr(input: CsrInput): Buffer {
   const algorithm = signatureAlgorithmFor(input.privateKey);
   const attributes: Buffer[] = [];
-  if (input.sans && input.sans.length > 0) {
-    const exts = encodeExtensions([{ kind: 'subjectAltName', critical: false, names: input.sans }]);
-    attributes.push(sequence(oid(OID.extensionRequest), setOf([exts])));
+  const requested: Extension[] = [...(input.extensions ?? [])];
+  if (input.sans && input.sans.length > 0)
+    requested.unshift({ kind: 'subjectAltName', critical: false, names: input.sans });
+  if (requested.length > 0) {
+    attributes.push(sequence(oid(OID.extensionRequest), setOf([encodeExtensions(requested)])));
   }
   const info = sequence(
     integer(0),
