@@ -48,7 +48,10 @@ export const ERROR_CATALOGUE = {
   ),
   KEK_WRONG: entry('integrity', 'The key-encryption key does not open this data directory.'),
   KEK_ROTATION_FAILED: entry('internal', 'Rotating the key-encryption key failed; nothing was lost.'),
-  KEK_EXISTS: entry('conflict', 'A key-encryption key is already set up for this data directory (kek.json exists).'),
+  KEK_EXISTS: entry(
+    'conflict',
+    'A key-encryption key is already set up for this data directory (kek.json exists).',
+  ),
   SEAL_INTEGRITY: entry('integrity', 'A sealed blob failed authentication: wrong key, altered, or moved.'),
   SEAL_FORMAT: entry('integrity', 'A sealed blob has an unknown version or malformed fields.'),
   // store
@@ -141,12 +144,14 @@ export class AppError<C extends ErrorCode = ErrorCode> extends Error {
 
 /** Is `err` an AppError, optionally with one of the given codes? */
 export function isAppError<C extends ErrorCode>(err: unknown, ...codes: C[]): err is AppError<C> {
-  return err instanceof AppError && (codes.length === 0 || (codes as string[]).includes(err.code));
+  if (!(err instanceof AppError)) return false;
+  const code: string = (err as AppError).code;
+  return codes.length === 0 || (codes as string[]).includes(code);
 }
 
 /** Wraps anything thrown into an AppError once; AppErrors pass through unchanged. */
 export function toAppError(err: unknown): AppError {
-  if (err instanceof AppError) return err;
+  if (err instanceof AppError) return err as AppError;
   return new AppError('INTERNAL', 'internal error', { cause: err });
 }
 

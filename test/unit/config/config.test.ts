@@ -29,7 +29,7 @@ function schemaKeys(schema: unknown, prefix = ''): string[] {
   let s = schema as { def?: Record<string, unknown>; shape?: Record<string, unknown> };
   for (let i = 0; i < 10 && s.def && !s.shape; i++) {
     const d = s.def;
-    s = (d.innerType ?? d.in ?? d.element ?? d.schema ?? s);
+    s = d.innerType ?? d.in ?? d.element ?? d.schema ?? s;
     if (s === (d as unknown)) break;
   }
   if (!s.shape) return [];
