@@ -107,6 +107,20 @@ export const ERROR_CATALOGUE = {
   ISSUER_FAILED: entry('upstream', 'The issuer failed to issue.', true),
   ACME_ERROR: entry('upstream', 'The ACME server returned a problem.', true),
   ACME_ACCOUNT_NOT_FOUND: entry('not_found', 'No ACME account has this name.'),
+  ACME_ACCOUNT_EXISTS: entry('conflict', 'An ACME account with this name exists already.'),
+  ACME_ACCOUNT_DEACTIVATED: entry('conflict', 'The ACME account is deactivated; register a new one.'),
+  ACME_DIRECTORY_UNREACHABLE: entry(
+    'upstream',
+    'The ACME directory could not be fetched: unreachable, TLS not trusted, or not an ACME directory.',
+    true,
+  ),
+  ACME_CHALLENGE_FAILED: entry('upstream', 'The ACME server could not validate a challenge.', true),
+  ACME_SOLVER_FAILED: entry(
+    'unavailable',
+    'A challenge solver failed: hook exit or timeout, port in use, or no solver for an identifier.',
+    true,
+  ),
+  ACME_PROFILE_UNKNOWN: entry('invalid', 'The ACME directory does not offer the requested profile.'),
   // lifecycle, deploy, vpn
   DEPLOY_FAILED: entry('upstream', 'A deploy target failed.', true),
   VPN_NOT_FOUND: entry('not_found', 'No such VPN network or peer.'),
