@@ -2,7 +2,7 @@ import type { StoredRecord } from './port.js';
 import { frozen } from './json-record.js';
 
 /**
- * Committed records live in one set of dictionaries (the base). Everything not yet in the base is an
+ * Committed records live in one set of maps (the base). Everything not yet in the base is an
  * overlay on top of it: a transaction's own staging, the batch waiting for the next flush, or, while a
  * flush runs, the undo log that lets readers outside a transaction keep seeing the durable state.
  */
@@ -11,15 +11,11 @@ import { frozen } from './json-record.js';
 export const DELETED: unique symbol = Symbol('deleted');
 export type Deleted = typeof DELETED;
 
-/** collection → id → record; null-prototype dictionaries, so any id is an ordinary key. */
-export type Collections = Record<string, Record<string, StoredRecord>>;
+/** collection → id → record. Maps: any id is an ordinary key, and size and iteration cost no key sort. */
+export type Collections = Map<string, Map<string, StoredRecord>>;
 
 /** collection → id → new record, or DELETED. */
 export type RecordChanges = Map<string, Map<string, StoredRecord | Deleted>>;
-
-export function newDictionary<V>(): Record<string, V> {
-  return Object.create(null) as Record<string, V>;
-}
 
 /** Stages one change in an overlay. */
 export function setChange(
@@ -50,11 +46,15 @@ export function mergeChanges(into: RecordChanges, from: RecordChanges): void {
 export function applyChanges(base: Collections, changes: RecordChanges): RecordChanges {
   const undo: RecordChanges = new Map();
   for (const [collection, byId] of changes) {
-    const dict = (base[collection] ??= newDictionary<StoredRecord>());
+    let records = base.get(collection);
+    if (records === undefined) {
+      records = new Map();
+      base.set(collection, records);
+    }
     for (const [id, value] of byId) {
-      setChange(undo, collection, id, dict[id] ?? DELETED);
-      if (value === DELETED) delete dict[id];
-      else dict[id] = value;
+      setChange(undo, collection, id, records.get(id) ?? DELETED);
+      if (value === DELETED) records.delete(id);
+      else records.set(id, value);
     }
   }
   return undo;
@@ -75,15 +75,15 @@ export class LayeredView {
       const value = overlay.get(collection)?.get(id);
       if (value !== undefined) return value === DELETED ? undefined : frozen(value);
     }
-    const record = this.#base[collection]?.[id];
+    const record = this.#base.get(collection)?.get(id);
     return record === undefined ? undefined : frozen(record);
   }
 
   list(collection: string): StoredRecord[] {
-    const dict = this.#base[collection];
+    const records = this.#base.get(collection);
     const touching = this.#overlays.filter((o) => o.has(collection));
-    if (touching.length === 0) return dict === undefined ? [] : Object.values(dict).map(frozen);
-    const merged = new Map<string, StoredRecord | Deleted>(dict === undefined ? [] : Object.entries(dict));
+    if (touching.length === 0) return records === undefined ? [] : Array.from(records.values(), frozen);
+    const merged = new Map<string, StoredRecord | Deleted>(records);
     for (let i = touching.length - 1; i >= 0; i--) {
       for (const [id, value] of touching[i]!.get(collection)!) merged.set(id, value);
     }
@@ -92,11 +92,18 @@ export class LayeredView {
     return out;
   }
 
+  /** The base's size corrected by each id the overlays touch (the topmost change of an id decides). */
   count(collection: string): number {
-    if (!this.#overlays.some((o) => o.has(collection))) {
-      const dict = this.#base[collection];
-      return dict === undefined ? 0 : Object.keys(dict).length;
+    const records = this.#base.get(collection);
+    let count = records?.size ?? 0;
+    const seen = new Set<string>();
+    for (const overlay of this.#overlays) {
+      for (const [id, value] of overlay.get(collection) ?? []) {
+        if (seen.has(id)) continue;
+        seen.add(id);
+        count += (value === DELETED ? 0 : 1) - (records?.has(id) === true ? 1 : 0);
+      }
     }
-    return this.list(collection).length;
+    return count;
   }
 }

@@ -1,6 +1,6 @@
 import { systemClock, type Clock } from '../../core/clock.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
-import { newDictionary, type Collections } from '../layers.js';
+import type { Collections } from '../layers.js';
 import { StagedStore, type CommitBatch, type ObservableStore } from '../staging.js';
 import { LATEST_SCHEMA_VERSION } from '../lowdb/migrations.js';
 
@@ -20,7 +20,7 @@ export interface MemoryStoreOptions {
  * group commit and rollback as the lowdb store, because both run the same StagedStore.
  */
 export function createMemoryStore(options: MemoryStoreOptions = {}): ObservableStore {
-  const base: Collections = newDictionary();
+  const base: Collections = new Map();
   const blobs = new Map<string, Buffer>();
   return new StagedStore({
     schemaVersion: options.schemaVersion ?? LATEST_SCHEMA_VERSION,
