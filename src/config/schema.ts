@@ -102,6 +102,50 @@ const certificate = z.strictObject({
 
 const caKey = z.enum(CERT_KEY_TYPES);
 
+/** Which identifiers and certificates an ACME solver serves; both absent: everything. */
+const acmeSolverMatch = {
+  /** `example.com`, `*.example.com` (any name below), `10.0.0.5`, `10.0.0.0/8`, `*`. */
+  domains: z.array(z.string().min(1).max(253)).min(1).optional(),
+  /** Managed certificate name patterns (`web-*`). */
+  certificates: z.array(z.string().min(1).max(64)).min(1).optional(),
+};
+
+const argv = z.array(z.string().min(1)).min(1);
+
+/** ACME challenge solvers, tried in order: the first that matches and whose type the CA offers wins. */
+const acmeSolver = z.union([
+  z.strictObject({
+    ...acmeSolverMatch,
+    /** keywright's own responder (acme.http01.listen), or files under `webroot` another server serves. */
+    http01: z.strictObject({ webroot: z.string().min(1).optional() }),
+  }),
+  z.strictObject({
+    ...acmeSolverMatch,
+    dns01: z.strictObject({
+      present: argv,
+      cleanup: argv.optional(),
+      timeout: duration.default(60_000),
+      /** Resolvers that must see the TXT record before the CA is asked (host or host:port); empty = system. */
+      resolvers: z.array(z.string().min(1)).default([]),
+      checkPropagation: z.boolean().default(true),
+      propagationTimeout: duration.default(120_000),
+      propagationInterval: duration.default(2_000),
+    }),
+  }),
+  z.strictObject({
+    ...acmeSolverMatch,
+    tlsAlpn01: z.strictObject({ listen: hostPort.default({ host: '0.0.0.0', port: 443 }) }),
+  }),
+]);
+export type AcmeSolverConfig = z.output<typeof acmeSolver>;
+
+const acme = z.strictObject({
+  http01: z.strictObject({ listen: hostPort.optional() }).prefault({}),
+  solvers: z.array(acmeSolver).default([{ http01: {} }]),
+  /** Timeout of one HTTP request to an ACME server. */
+  requestTimeout: duration.default(30_000),
+});
+
 export const configSchema = z.strictObject({
   dataDir: z.string().min(1).default('./data'),
   listen: hostPort.default({ host: '127.0.0.1', port: 8443 }),
@@ -135,7 +179,7 @@ export const configSchema = z.strictObject({
         .prefault({}),
     })
     .prefault({}),
-  acme: z.strictObject({ http01: z.strictObject({ listen: hostPort.optional() }).prefault({}) }).prefault({}),
+  acme: acme.prefault({}),
   certificates: z.array(certificate).default([]),
 });
 
