@@ -17,7 +17,6 @@ import {
   oid,
   sequence,
   TAG,
-  unsignedIntegerContent,
   writeHeader,
   x509Time,
 } from '../pki/der.js';
@@ -96,21 +95,63 @@ function writeTime(out: Buffer, pos: number, d: Date): number {
   return pos;
 }
 
-interface Prepared {
-  readonly serial: Buffer;
-  readonly at: Date;
-  readonly ext: Buffer | undefined;
-  readonly len: number;
+function hexValue(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x61 && c <= 0x66) return c - 0x57;
+  if (c >= 0x41 && c <= 0x46) return c - 0x37;
+  return -1;
+}
+
+/**
+ * INTEGER content length of a serial given as hex (leading zeros dropped, a 0x00 added when the top bit
+ * is set, X.690 §8.3.2), or -1 when it is not 1–40 hex digits. Avoids a Buffer per entry.
+ */
+function serialContentLength(hex: string): number {
+  const n = hex.length;
+  if (n === 0 || n > 40) return -1;
+  let first = -1;
+  for (let i = 0; i < n; i++) {
+    const v = hexValue(hex.charCodeAt(i));
+    if (v < 0) return -1;
+    if (first < 0 && v !== 0) first = i;
+  }
+  if (first < 0) return 1; // zero
+  const digits = n - first;
+  const lead =
+    digits % 2
+      ? hexValue(hex.charCodeAt(first))
+      : hexValue(hex.charCodeAt(first)) * 16 + hexValue(hex.charCodeAt(first + 1));
+  return Math.ceil(digits / 2) + (lead >= 0x80 ? 1 : 0);
+}
+
+/** Writes the content octets whose length serialContentLength computed. */
+function writeSerial(out: Buffer, pos: number, hex: string, len: number): number {
+  const end = pos + len;
+  let i = hex.length;
+  let p = end - 1;
+  // fill from the least significant end; what is left at the front is zero (sign octet or the value 0)
+  while (p >= pos && i > 0) {
+    const lo = hexValue(hex.charCodeAt(--i));
+    const hi = i > 0 ? hexValue(hex.charCodeAt(--i)) : 0;
+    out[p--] = hi * 16 + lo;
+  }
+  while (p >= pos) out[p--] = 0;
+  return end;
 }
 
 /** The revokedCertificates SEQUENCE OF, or undefined when there are none (§5.1.2.6: then it is absent). */
 function encodeRevoked(entries: Iterable<CrlEntry>): { der: Buffer | undefined; count: number } {
-  const prepared: Prepared[] = [];
+  const list = Array.isArray(entries) ? (entries as readonly CrlEntry[]) : [...entries];
+  if (list.length === 0) return { der: undefined, count: 0 };
+  // pass 1: validate and size every entry, so the output is allocated once
+  const serialLens = new Uint8Array(list.length);
+  const entryLens = new Uint32Array(list.length);
   let total = 0;
-  for (const e of entries) {
-    if (!/^[0-9a-fA-F]{1,40}$/.test(e.serialHex)) {
+  for (let k = 0; k < list.length; k++) {
+    const e = list[k]!;
+    const serialLen = serialContentLength(e.serialHex);
+    if (serialLen < 0)
       throw invalid(`revoked serial "${e.serialHex}" is not 1–40 hex digits`, { serial: e.serialHex });
-    }
     const y = e.revokedAt.getUTCFullYear();
     if (!Number.isFinite(e.revokedAt.getTime()) || y < 1950 || y > 9999) {
       throw invalid(`revocation date of serial ${e.serialHex} is not a valid date`, { serial: e.serialHex });
@@ -118,31 +159,30 @@ function encodeRevoked(entries: Iterable<CrlEntry>): { der: Buffer | undefined; 
     if (e.reason === 'removeFromCRL') {
       throw invalid('removeFromCRL belongs in delta CRLs only (RFC 5280 §5.3.1)', { serial: e.serialHex });
     }
-    const hex = e.serialHex.length % 2 ? '0' + e.serialHex : e.serialHex;
-    const serial = unsignedIntegerContent(Buffer.from(hex, 'hex'));
-    const ext =
-      e.reason === undefined || e.reason === 'unspecified' ? undefined : REASON_EXTENSIONS.get(e.reason);
-    const timeLen = 2 + (y <= 2049 ? UTC_LEN : GEN_LEN);
-    const len = 2 + serial.length + timeLen + (ext?.length ?? 0);
-    prepared.push({ serial, at: e.revokedAt, ext, len });
+    const extLen =
+      e.reason === undefined || e.reason === 'unspecified' ? 0 : REASON_EXTENSIONS.get(e.reason)!.length;
+    const len = 2 + serialLen + 2 + (y <= 2049 ? UTC_LEN : GEN_LEN) + extLen;
+    serialLens[k] = serialLen;
+    entryLens[k] = len;
     total += 1 + lengthSize(len) + len;
   }
-  if (prepared.length === 0) return { der: undefined, count: 0 };
+  // pass 2: write
   const out = Buffer.allocUnsafe(1 + lengthSize(total) + total);
   let pos = writeHeader(out, 0, TAG.SEQUENCE, total);
-  for (const p of prepared) {
-    pos = writeHeader(out, pos, TAG.SEQUENCE, p.len);
+  for (let k = 0; k < list.length; k++) {
+    const e = list[k]!;
+    pos = writeHeader(out, pos, TAG.SEQUENCE, entryLens[k]!);
     out[pos++] = TAG.INTEGER;
-    out[pos++] = p.serial.length;
-    p.serial.copy(out, pos);
-    pos += p.serial.length;
-    pos = writeTime(out, pos, p.at);
-    if (p.ext) {
-      p.ext.copy(out, pos);
-      pos += p.ext.length;
+    out[pos++] = serialLens[k]!;
+    pos = writeSerial(out, pos, e.serialHex, serialLens[k]!);
+    pos = writeTime(out, pos, e.revokedAt);
+    if (e.reason !== undefined && e.reason !== 'unspecified') {
+      const ext = REASON_EXTENSIONS.get(e.reason)!;
+      ext.copy(out, pos);
+      pos += ext.length;
     }
   }
-  return { der: out, count: prepared.length };
+  return { der: out, count: list.length };
 }
 
 /** Builds and signs a CRL for the issuer. The CA key must allow cRLSign. */

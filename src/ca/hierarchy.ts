@@ -13,7 +13,7 @@ import type { GeneralName } from '../pki/general-name.js';
 import { parseSanText } from '../pki/general-name.js';
 import { parseCidr } from '../pki/ip.js';
 import type { NameInput } from '../pki/name.js';
-import { encodeName, parseName } from '../pki/name.js';
+import { buildName } from '../pki/name.js';
 import type { CaIssuer, IssuerContext } from './issuer-context.js';
 import { issuerContext } from './issuer-context.js';
 import { lintIssuerOf, selfIssuerOf } from './lint.js';
@@ -62,7 +62,7 @@ function caExtensions(publicKey: KeyObject, pathLen: number | undefined): Extens
 
 /** A self-signed root CA certificate. RFC 5280 §4.2.1.1 lets a self-signed root omit AKI; it does. */
 export function createRoot(req: RootRequest): IssuedCertificate {
-  const subject = parseName(encodeName(req.subject));
+  const subject = buildName(req.subject);
   const { notBefore, notAfter } = computeValidity(req.clock, req.lifetimeMs, []);
   const tbs: TbsCertificate = {
     serialNumber: req.serial !== undefined ? serialContent(req.serial) : randomSerial(req.random),
@@ -91,7 +91,7 @@ export function prepareIntermediate(req: IntermediateRequest): {
   issuer: IssuerContext;
 } {
   const issuer = issuerContext(req.issuer);
-  const subject = parseName(encodeName(req.subject));
+  const subject = buildName(req.subject);
   const { notBefore, notAfter } = computeValidity(
     req.clock,
     req.lifetimeMs,

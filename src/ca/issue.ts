@@ -14,14 +14,16 @@ import { parseCsr } from '../pki/csr.js';
 import type { Extension, KeyUsage } from '../pki/extensions.js';
 import { EXT_KEY_USAGES } from '../pki/extensions.js';
 import type { GeneralName } from '../pki/general-name.js';
+import { formatGeneralName } from '../pki/general-name.js';
 import type { NameInput } from '../pki/name.js';
-import { encodeName, MAX_COMMON_NAME, parseName } from '../pki/name.js';
+import { buildName, MAX_COMMON_NAME } from '../pki/name.js';
 import { parseIp } from '../pki/ip.js';
 import type { CaIssuer, IssuerContext } from './issuer-context.js';
 import { issuerContext } from './issuer-context.js';
 import { lintIssuerOf } from './lint.js';
 import type { PolicyOptions, PolicyResult, Profile } from './profiles.js';
-import { applyProfile } from './profiles.js';
+import { applyProfile, normaliseName } from './profiles.js';
+import { dnsNameProblem } from './names.js';
 import type { RandomSource } from './serial.js';
 import { randomSerial, serialContent } from './serial.js';
 import type { IssuedCertificate, IssueUrls } from './sign.js';
@@ -93,7 +95,7 @@ export function prepareLeaf(req: LeafRequest): PreparedLeaf {
   );
 
   const cn = req.subject?.commonName ?? defaultCommonName(policy.names);
-  const subject = parseName(encodeName({ ...req.subject, ...(cn !== undefined ? { commonName: cn } : {}) }));
+  const subject = buildName({ ...req.subject, ...(cn !== undefined ? { commonName: cn } : {}) });
 
   const extensions: Extension[] = [
     { kind: 'keyUsage', critical: true, usages: leafKeyUsages(req.profile, policy.key) },
@@ -136,15 +138,16 @@ export function buildLeafCertificate(req: LeafRequest): IssuedCertificate {
 export function namesFromCsr(csr: ParsedCsr): GeneralName[] {
   const names = [...csr.requestedNames];
   const cn = csr.subject.rdns.flat().findLast((a) => a.type === 'CN')?.value;
-  if (cn !== undefined) {
-    const candidate: GeneralName = parseIp(cn) ? { type: 'ip', value: cn } : { type: 'dns', value: cn };
-    if (
-      !names.some(
-        (n) => n.type === candidate.type && 'value' in n && n.value.toLowerCase() === cn.toLowerCase(),
-      )
-    )
-      names.unshift(candidate);
-  }
+  if (cn === undefined) return names;
+  // a CN that is neither a host name nor an address ("Payments Service") asks for no name: ignore it
+  const candidate: GeneralName | undefined = parseIp(cn)
+    ? { type: 'ip', value: cn }
+    : dnsNameProblem(cn, true) === undefined
+      ? { type: 'dns', value: cn }
+      : undefined;
+  if (!candidate) return names;
+  const key = formatGeneralName(normaliseName(candidate));
+  if (!names.some((n) => formatGeneralName(normaliseName(n)) === key)) names.unshift(candidate);
   return names;
 }
 

@@ -73,6 +73,8 @@ interface Subject {
   readonly issuer: LintIssuer;
   readonly key: KeyInfo;
   readonly sans: readonly GeneralName[];
+  /** The subject's CN (the last one), if any. */
+  readonly cn: string | undefined;
   readonly ext: <K extends ExtensionKind>(kind: K) => ExtensionOf<K> | undefined;
 }
 
@@ -453,8 +455,7 @@ export const LINT_RULES: readonly Rule[] = [
     name: 'subject_cn_length',
     source: 'RFC 5280 Appendix A.1 (ub-common-name)',
     description: 'the common name is at most 64 characters',
-    check: ({ tbs }) => {
-      const cn = commonNameOf(tbs.subject);
+    check: ({ cn }) => {
       return cn !== undefined && [...cn].length > MAX_COMMON_NAME
         ? `the common name is ${[...cn].length} characters`
         : undefined;
@@ -464,9 +465,8 @@ export const LINT_RULES: readonly Rule[] = [
     name: 'subject_cn_in_san',
     source: 'CA/B BR §7.1.4.3',
     description: 'a leaf common name, if any, is one of its DNS or IP SANs',
-    check: ({ kind, tbs, sans }) => {
+    check: ({ kind, cn, sans }) => {
       if (kind !== 'leaf') return undefined;
-      const cn = commonNameOf(tbs.subject);
       return cn !== undefined && !sanMatchesCn(cn, sans)
         ? `the common name "${cn}" is not among the SANs`
         : undefined;
@@ -618,6 +618,7 @@ export function lintCertificate(
     issuer,
     key: describeKey(tbs.subjectPublicKey),
     sans: (byKind.get('subjectAltName') as ExtensionOf<'subjectAltName'> | undefined)?.names ?? [],
+    cn: commonNameOf(tbs.subject),
     ext: <K extends ExtensionKind>(k: K) => byKind.get(k) as ExtensionOf<K> | undefined,
   };
   const findings: LintFinding[] = [];

@@ -4,6 +4,7 @@
  * profile patterns (`*.svc.internal`, `**.internal`) and RFC 5280 §4.2.1.10 subtrees.
  */
 import type { GeneralName } from '../pki/general-name.js';
+import type { Cidr } from '../pki/ip.js';
 import { cidrContains, formatIp, parseCidr, parseIp } from '../pki/ip.js';
 
 const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i;
@@ -110,13 +111,17 @@ export function uriMatchesPattern(uri: string, pattern: string): boolean {
   return uri === pattern;
 }
 
+const parsedRanges = new WeakMap<readonly string[], readonly Cidr[]>();
+
 export function ipInRanges(address: string, ranges: readonly string[]): boolean {
   const bytes = parseIp(address);
   if (!bytes) return false;
-  return ranges.some((r) => {
-    const cidr = parseCidr(r);
-    return cidr !== undefined && cidrContains(cidr, bytes);
-  });
+  let cidrs = parsedRanges.get(ranges);
+  if (!cidrs) {
+    cidrs = ranges.map(parseCidr).filter((c): c is Cidr => c !== undefined);
+    parsedRanges.set(ranges, cidrs);
+  }
+  return cidrs.some((c) => cidrContains(c, bytes));
 }
 
 /** Canonical text of an IP address (RFC 5952 for IPv6), or undefined. */

@@ -27,7 +27,7 @@ import {
 } from '../pki/der.js';
 import { EXT_KEY_USAGES, findExtension } from '../pki/extensions.js';
 import type { NameInput } from '../pki/name.js';
-import { encodeName, parseName } from '../pki/name.js';
+import { buildName } from '../pki/name.js';
 import type { CertId, OcspHash, OcspResponseStatus } from '../pki/ocsp.js';
 import { issuerHashes, OCSP_RESPONSE_STATUS, ocspRequestFromGetPath, parseOcspRequest } from '../pki/ocsp.js';
 import { OID } from '../pki/oids.js';
@@ -222,7 +222,7 @@ export interface OcspSignerRequest {
  */
 export function createOcspSigner(req: OcspSignerRequest): IssuedCertificate {
   const issuer = issuerContext(req.issuer);
-  const subject = parseName(encodeName(req.subject ?? { commonName: `OCSP responder` }));
+  const subject = buildName(req.subject ?? { commonName: `OCSP responder` });
   const { notBefore, notAfter } = computeValidity(
     req.clock,
     req.lifetimeMs,

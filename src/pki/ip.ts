@@ -6,7 +6,10 @@ import { isIPv4, isIPv6 } from 'node:net';
 
 /** The octets of a textual IPv4 or IPv6 address, or undefined when it is not one (no zone ids). */
 export function parseIp(text: string): Buffer | undefined {
-  if (isIPv4(text)) {
+  // cheap rejection first: most callers ask about DNS names, and node's validators are regex-heavy
+  const colon = text.includes(':');
+  if (!colon && !/^[0-9.]+$/.test(text)) return undefined;
+  if (!colon && isIPv4(text)) {
     const parts = text.split('.');
     // node accepts only dotted-quad decimal here; leading zeros would be ambiguous (octal), refuse them
     if (parts.some((p) => p.length > 1 && p.startsWith('0'))) return undefined;

@@ -108,11 +108,23 @@ function asList(v: string | readonly string[] | undefined): readonly string[] {
 
 /** Encodes a subject name; the attribute order is fixed (DC, C, ST, L, O, OU, CN, serialNumber, emailAddress). */
 export function encodeName(input: NameInput): Buffer {
-  const rdns: Buffer[] = [];
-  for (const key of Object.keys(SPECS) as (keyof NameInput)[]) {
-    for (const value of asList(input[key])) rdns.push(attribute(SPECS[key], value, key));
+  return buildName(input).der;
+}
+
+const SPEC_KEYS = Object.keys(SPECS) as (keyof NameInput)[];
+
+/** Encodes a subject name and returns it in parsed form too, without parsing it back. */
+export function buildName(input: NameInput): ParsedName {
+  const encoded: Buffer[] = [];
+  const rdns: NameAttribute[][] = [];
+  for (const key of SPEC_KEYS) {
+    const spec = SPECS[key];
+    for (const value of asList(input[key])) {
+      encoded.push(attribute(spec, value, key));
+      rdns.push([{ oid: spec.oid, type: spec.type, value }]);
+    }
   }
-  return sequenceOf(rdns);
+  return { der: sequenceOf(encoded), rdns };
 }
 
 /** The empty Name (SEQUENCE {}), used when a certificate identifies its subject only by SANs. */

@@ -284,6 +284,26 @@ describe('signing CSRs', () => {
     assert.ok(cert.publicKey.equals(k.publicKey));
   });
 
+  test('a CSR CN that is not a host name is ignored; one that repeats a SAN is not doubled', () => {
+    const k = ecKey();
+    const csr = buildCsr({
+      subject: { commonName: 'Payments Service' },
+      sans: [{ type: 'dns', value: 'pay.internal' }],
+      privateKey: k.privateKey,
+    });
+    const leaf = buildLeafFromCsr({ issuer: h.issuer, csr, profile: BUILTIN_PROFILES.server, clock });
+    assert.deepEqual(leaf.names, [{ type: 'dns', value: 'pay.internal' }]);
+    const again = buildCsr({
+      subject: { commonName: 'PAY.internal' },
+      sans: [{ type: 'dns', value: 'pay.internal' }],
+      privateKey: k.privateKey,
+    });
+    assert.deepEqual(
+      buildLeafFromCsr({ issuer: h.issuer, csr: again, profile: BUILTIN_PROFILES.server, clock }).names,
+      [{ type: 'dns', value: 'pay.internal' }],
+    );
+  });
+
   test('a CSR asking for CA:TRUE, keyCertSign and codeSigning gets the profile’s leaf', () => {
     const k = ecKey();
     const csr = buildCsr({
