@@ -2,6 +2,7 @@ import { link, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { StoreError } from '../core/errors.js';
+import { mkdirDurable } from '../core/fs-durable.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { describe } from './describe-error.js';
 
@@ -18,7 +19,8 @@ export interface DataDirLock {
  *
  * The pid is written to a temp file which is then hard-linked to the lock name: link() fails if the
  * name exists, so creation is exclusive, and the lock never appears without its pid in it. A lock whose
- * pid is not alive (the owner crashed) is taken over with a warning.
+ * pid is not alive (the owner crashed) is taken over with a warning. Creates the data dir (0700) if it
+ * does not exist yet.
  */
 export async function acquireDataDirLock(
   dataDir: string,
@@ -26,6 +28,14 @@ export async function acquireDataDirLock(
 ): Promise<DataDirLock> {
   const logger = options.logger ?? silentLogger;
   const lockPath = join(dataDir, LOCK_FILE);
+  try {
+    await mkdirDurable(dataDir); // init takes the lock before anything else exists
+  } catch (cause) {
+    throw new StoreError('STORE_IO', `cannot create the data dir ${dataDir}: ${describe(cause)}`, {
+      cause,
+      details: { dataDir },
+    });
+  }
   const content = `${process.pid}\n`;
   for (let attempt = 0; attempt < 3; attempt++) {
     if (await tryCreate(lockPath, content)) return ownLock(lockPath, content);

@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import { Low } from 'lowdb';
 import { StoreError } from '../../core/errors.js';
 import { systemClock, type Clock } from '../../core/clock.js';
-import { mkdirDurable, writeFileDurable } from '../../core/fs-durable.js';
+import { writeFileDurable } from '../../core/fs-durable.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import { describe } from '../describe-error.js';
-import { LOCK_FILE, acquireDataDirLock, type DataDirLock } from '../lock.js';
+import { acquireDataDirLock, type DataDirLock } from '../lock.js';
 import { StagedStore, type CommitBatch, type ObservableStore, type Persistence } from '../staging.js';
 import { BlobDirectory } from './blob-dir.js';
 import {
@@ -46,14 +46,6 @@ export async function openLowdbStore(options: LowdbStoreOptions): Promise<Observ
   const { dataDir } = options;
   const logger = (options.logger ?? silentLogger).child({ component: 'store', dataDir });
   const write = options.durableWrite ?? writeFileDurable;
-  try {
-    await mkdirDurable(dataDir);
-  } catch (cause) {
-    throw new StoreError('STORE_IO', `cannot create the data dir ${dataDir}: ${describe(cause)}`, {
-      cause,
-      details: { dataDir },
-    });
-  }
   const lock = await acquireDataDirLock(dataDir, { logger });
   try {
     await removeTempLeftovers(dataDir, logger);
@@ -130,12 +122,14 @@ async function assertNoOrphanBlobs(documentPath: string): Promise<void> {
   }
 }
 
-/** writeFileDurable's temp files (and the lock's) are left behind only by a crash; we hold the lock now. */
+/**
+ * The document's temp files are left behind only by a crash, and we hold the lock, so nobody else is
+ * writing one. (The lock's own temp files are left alone: a process racing us for the lock may be
+ * between creating and linking one.)
+ */
 async function removeTempLeftovers(dataDir: string, logger: Logger): Promise<void> {
   const names = await readdir(dataDir);
-  const leftovers = names.filter(
-    (n) => (n.startsWith(`.${DOCUMENT_FILE}.`) || n.startsWith(`${LOCK_FILE}.`)) && n.endsWith('.tmp'),
-  );
+  const leftovers = names.filter((n) => n.startsWith(`.${DOCUMENT_FILE}.`) && n.endsWith('.tmp'));
   for (const name of leftovers) await rm(join(dataDir, name), { force: true });
   if (leftovers.length > 0) logger.warn({ files: leftovers.length }, 'removed temp files left by a crash');
 }

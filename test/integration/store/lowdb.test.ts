@@ -10,6 +10,7 @@ import { writeFileDurable } from '../../../src/core/fs-durable.js';
 import type { Logger } from '../../../src/core/logger.js';
 import { openLowdbStore, type DurableWriter, type Migration } from '../../../src/store/lowdb/index.js';
 import type { StoredRecord } from '../../../src/store/port.js';
+import { acquireDataDirLock } from '../../../src/store/lock.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 interface Cert extends StoredRecord {
@@ -317,7 +318,12 @@ describe('lowdb store: failures', () => {
     const again = await openLowdbStore({ dataDir: dir });
     assert.deepEqual(again.collection<Cert>('certs').list(), [cert('web')]);
     assert.deepEqual(await again.getBlob('cert/web/1/chain'), Buffer.from('chain'));
-    assert.deepEqual((await readdir(dir)).sort(), ['blobs', 'keywright.json', 'keywright.lock']);
+    assert.deepEqual((await readdir(dir)).sort(), [
+      'blobs',
+      'keywright.json',
+      'keywright.lock',
+      'keywright.lock.0123456789ab.tmp', // left alone: a racing process may be about to link it
+    ]);
     await again.close();
   });
 });
@@ -354,6 +360,19 @@ describe('lowdb store: lock', () => {
     const warning = lines.find((l) => l.level === 'warn' && /stale/.test(l.msg ?? ''));
     assert.ok(warning, 'warned about the takeover');
     assert.deepEqual((warning.obj as { stalePid: number }).stalePid, dead.pid);
+    await store.close();
+  });
+
+  test('acquireDataDirLock (for offline commands) creates the dir, excludes the store, and releases', async (t) => {
+    const dir = join(await tempDir(t), 'new', 'data');
+    const lock = await acquireDataDirLock(dir);
+    assert.equal((await stat(dir)).mode & 0o777, 0o700);
+    await assert.rejects(openLowdbStore({ dataDir: dir }), errorWithCode('STORE_LOCKED'));
+    await assert.rejects(acquireDataDirLock(dir), errorWithCode('STORE_LOCKED'));
+    await lock.release();
+    await lock.release(); // idempotent
+    assert.equal(await exists(join(dir, 'keywright.lock')), false);
+    const store = await openLowdbStore({ dataDir: dir });
     await store.close();
   });
 
