@@ -239,6 +239,8 @@ export class StagedStore implements ObservableStore {
     if (this.#flushRun !== undefined) return;
     this.#flushRun = new Promise<void>((resolve) => setImmediate(resolve))
       .then(() => this.#flushAll())
+      // #flush settles every waiter itself; anything reaching here is a bug, not an I/O failure.
+      .catch((err: unknown) => this.#logger.error({ err: describe(err) }, 'store flush loop failed'))
       .finally(() => {
         this.#flushRun = undefined;
         if (this.#pending.waiters.length > 0) this.#scheduleFlush();
