@@ -2,6 +2,7 @@ import type { Clock } from '../core/clock.js';
 import type { Store } from '../store/port.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { TokenService } from '../access/token-service.js';
+import type { VpnService } from '../vpn/service.js';
 
 /** What the API needs from the rest of the daemon, wired by app/. */
 export interface ApiDeps {
@@ -10,6 +11,8 @@ export interface ApiDeps {
   readonly audit: AuditLog;
   readonly tokens: TokenService;
   readonly version: string;
+  /** WireGuard networks; undefined while sealed (it needs the sealer). */
+  readonly vpn?: VpnService;
   /** Sealed: the KEK is not loaded, only health answers. */
   isSealed(): boolean;
   /** Extra readiness checks (store open, KEK loaded); a string names what is not ready. */

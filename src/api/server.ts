@@ -13,6 +13,7 @@ import { healthRoutes } from './routes/health.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { auditRoutes } from './routes/audit.js';
 import { statusRoutes } from './routes/status.js';
+import { vpnRoutes } from './routes/vpn.js';
 
 export interface ApiServerOptions {
   readonly logger: FastifyBaseLogger;
@@ -80,6 +81,7 @@ export function createApiServer(deps: ApiDeps, options: ApiServerOptions): Fasti
   void app.register(statusRoutes(deps));
   void app.register(tokenRoutes(deps));
   void app.register(auditRoutes(deps));
+  void app.register(vpnRoutes(deps));
   return app;
 }
 

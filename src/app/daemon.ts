@@ -8,6 +8,7 @@ import type { KekSecrets } from '../keys/software/kek.js';
 import type { SoftwareSealer } from '../keys/software/sealer.js';
 import { createApiServer } from '../api/server.js';
 import { ensureDaemonCertificate } from '../ca/authority.js';
+import { VpnService } from '../vpn/service.js';
 import { createLogger } from './logger.js';
 import { openServices, openSealer, isInitializedStore, notInitialized } from './services.js';
 import { appPaths } from './paths.js';
@@ -61,6 +62,9 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
         audit: services.audit,
         tokens: services.tokens,
         version: VERSION,
+        ...(sealer === undefined
+          ? {}
+          : { vpn: new VpnService({ store: services.store, sealer, audit: services.audit, clock }) }),
         isSealed: () => sealer === undefined,
         notReadyReason: () => undefined,
       },

@@ -8,6 +8,8 @@ import { TokenService } from '../../src/access/token-service.js';
 import { createLogger } from '../../src/app/logger.js';
 import { systemClock } from '../../src/core/clock.js';
 import { tempDir } from './tmp.js';
+import type { Store } from '../../src/store/port.js';
+import type { VpnService } from '../../src/vpn/service.js';
 import { join } from 'node:path';
 
 export interface Harness {
@@ -16,6 +18,7 @@ export interface Harness {
   adminToken: string;
   tokens: TokenService;
   audit: AuditLog;
+  store: Store;
   sealed: { value: boolean };
   call(
     method: string,
@@ -32,7 +35,14 @@ export interface HttpResult {
 }
 
 /** The real API on 127.0.0.1 (a port the OS picks free), over a real lowdb store and audit log in a tmpdir. */
-export async function startApi(t: TestContext, options: { bodyLimit?: number } = {}): Promise<Harness> {
+export async function startApi(
+  t: TestContext,
+  options: {
+    bodyLimit?: number;
+    /** Builds the VPN service over the harness's store and audit log (ApiDeps.vpn). */
+    vpn?: (base: { store: Store; audit: AuditLog }) => VpnService;
+  } = {},
+): Promise<Harness> {
   const dataDir = await tempDir(t, 'kw-api-');
   const store = await openLowdbStore({ dataDir });
   const audit = await AuditLog.open({ path: join(dataDir, 'audit.log') });
@@ -45,6 +55,7 @@ export async function startApi(t: TestContext, options: { bodyLimit?: number } =
       audit,
       tokens,
       version: 'test',
+      ...(options.vpn ? { vpn: options.vpn({ store, audit }) } : {}),
       isSealed: () => sealed.value,
       notReadyReason: () => undefined,
     },
@@ -64,6 +75,7 @@ export async function startApi(t: TestContext, options: { bodyLimit?: number } =
     adminToken,
     tokens,
     audit,
+    store,
     sealed,
     call: (method, path, o = {}) => call(url, method, path, o),
   };
