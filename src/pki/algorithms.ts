@@ -4,13 +4,13 @@
  * and Ed25519 (RFC 8410 §3). Signing is synchronous `crypto.sign` with a cached KeyObject: a threadpool
  * hop costs more than a P-256 signature.
  */
-import type { KeyObject } from 'node:crypto';
+import type { JsonWebKey, KeyObject } from 'node:crypto';
 import { createHash, createPublicKey, sign as nodeSign, verify as nodeVerify } from 'node:crypto';
 import { KeyError } from '../core/errors.js';
 import type { CertKeyType } from './key-spec.js';
 import { nul, oid, sequence, TAG } from './der.js';
 import type { DerElement } from './der-reader.js';
-import { parseDer, readBitString, readOid } from './der-reader.js';
+import { parseDer, readBitString, readIntegerBytes, readOid } from './der-reader.js';
 import { OID } from './oids.js';
 
 export type KeyFamily = 'ec' | 'rsa' | 'ed25519' | 'x25519' | 'other';
@@ -34,8 +34,19 @@ const CURVES: Readonly<Record<string, string>> = {
   secp521r1: 'P-521',
 };
 
-/** What a KeyObject (public or private) is, from node:crypto's own details; never reads key bytes. */
+const describeCache = new WeakMap<KeyObject, KeyInfo>();
+
+/** What a KeyObject (public or private) is, from node:crypto's own details; never reads key bytes. Cached per KeyObject. */
 export function describeKey(key: KeyObject): KeyInfo {
+  let info = describeCache.get(key);
+  if (!info) {
+    info = computeKeyInfo(key);
+    describeCache.set(key, info);
+  }
+  return info;
+}
+
+function computeKeyInfo(key: KeyObject): KeyInfo {
   const type = key.asymmetricKeyType;
   const details = key.asymmetricKeyDetails ?? {};
   if (type === 'ec') {
@@ -201,13 +212,60 @@ export function spkiOf(key: KeyObject): SpkiInfo {
   return info;
 }
 
-/** The subjectPublicKey bits of an encoded SubjectPublicKeyInfo (RFC 5280 §4.1.2.7). */
-export function subjectPublicKeyBits(spki: Uint8Array): Buffer {
+function readSpki(spki: Uint8Array): { algorithm: string; params: DerElement | undefined; keyBits: Buffer } {
   const r = parseDer(spki, 'SubjectPublicKeyInfo').expect(TAG.SEQUENCE, 'SubjectPublicKeyInfo').reader();
-  r.next('algorithm', TAG.SEQUENCE);
+  const alg = r.next('algorithm', TAG.SEQUENCE).reader();
+  const algorithm = readOid(alg.next('algorithm', TAG.OID));
+  const params = alg.items[1];
+  if (alg.items.length > 2) alg.parent.fail('algorithm: trailing elements');
   const bits = readBitString(r.next('subjectPublicKey', TAG.BIT_STRING), 'subjectPublicKey');
   r.end('SubjectPublicKeyInfo');
-  return bits.bytes;
+  if (bits.unused !== 0) r.parent.fail('subjectPublicKey: unused bits');
+  return { algorithm, params, keyBits: bits.bytes };
+}
+
+/** The subjectPublicKey bits of an encoded SubjectPublicKeyInfo (RFC 5280 §4.1.2.7). */
+export function subjectPublicKeyBits(spki: Uint8Array): Buffer {
+  return readSpki(spki).keyBits;
+}
+
+const JWK_CURVES: ReadonlyMap<string, { crv: string; size: number }> = new Map([
+  [OID.prime256v1, { crv: 'P-256', size: 32 }],
+  [OID.secp384r1, { crv: 'P-384', size: 48 }],
+]);
+
+/**
+ * The same key as a JWK, for the common shapes (named-curve EC with an uncompressed point, Ed25519, RSA
+ * with NULL or absent parameters). node:crypto imports a JWK in about half the time OpenSSL 3's DER
+ * decoder takes; anything else goes to the decoder. Both paths validate the key (the EC point is checked
+ * to be on the curve).
+ */
+function jwkOf(algorithm: string, params: DerElement | undefined, keyBits: Buffer): JsonWebKey | undefined {
+  if (algorithm === OID.ecPublicKey && params?.tag === TAG.OID) {
+    const curve = JWK_CURVES.get(readOid(params));
+    if (!curve || keyBits.length !== 1 + 2 * curve.size || keyBits[0] !== 0x04) return undefined;
+    const x = keyBits.subarray(1, 1 + curve.size).toString('base64url');
+    const y = keyBits.subarray(1 + curve.size).toString('base64url');
+    return { kty: 'EC', crv: curve.crv, x, y };
+  }
+  if (algorithm === OID.ed25519 && params === undefined && keyBits.length === 32) {
+    return { kty: 'OKP', crv: 'Ed25519', x: keyBits.toString('base64url') };
+  }
+  if (
+    algorithm === OID.rsaEncryption &&
+    (params === undefined || (params.tag === TAG.NULL && params.content.length === 0))
+  ) {
+    // RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER } (RFC 8017 §A.1.1)
+    const r = parseDer(keyBits, 'RSAPublicKey').expect(TAG.SEQUENCE, 'RSAPublicKey').reader();
+    const n = readIntegerBytes(r.next('modulus', TAG.INTEGER), 'modulus');
+    const e = readIntegerBytes(r.next('publicExponent', TAG.INTEGER), 'publicExponent');
+    r.end('RSAPublicKey');
+    if ((n[0]! & 0x80) !== 0 || (e[0]! & 0x80) !== 0) return undefined;
+    const strip = (b: Buffer): string =>
+      (b.length > 1 && b[0] === 0 ? b.subarray(1) : b).toString('base64url');
+    return { kty: 'RSA', n: strip(n), e: strip(e) };
+  }
+  return undefined;
 }
 
 /** SKI by RFC 5280 §4.2.1.2 method 1: the SHA-1 of the subjectPublicKey BIT STRING value. */
@@ -215,15 +273,26 @@ export function keyIdentifier(key: KeyObject): Buffer {
   return spkiOf(key).keyId;
 }
 
-/** True when the private key is the other half of the public key (their SPKIs are identical). */
+/** True when the private key is the other half of the public key (compared as keys, not as encodings). */
 export function keysMatch(privateKey: KeyObject, publicKey: KeyObject): boolean {
-  return spkiOf(privateKey).der.equals(spkiOf(publicKey).der);
+  return publicOf(privateKey).equals(publicOf(publicKey));
 }
 
-/** A public KeyObject from SPKI DER; throws PKI_PARSE on keys OpenSSL cannot read. */
+/**
+ * A public KeyObject from SPKI DER; KEY_INVALID on keys OpenSSL cannot read. The DER given is remembered
+ * as the key's SPKI, so certifying a key from a CSR copies the requester's SubjectPublicKeyInfo as is
+ * (as Go's crypto/x509 does) and skips an OpenSSL re-encode, which costs as much as the signature.
+ */
 export function publicKeyFromSpki(spki: Uint8Array, what: string): KeyObject {
   try {
-    return createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+    const der = Buffer.from(spki);
+    const { algorithm, params, keyBits } = readSpki(der);
+    const jwk = jwkOf(algorithm, params, keyBits);
+    const key = jwk
+      ? createPublicKey({ key: jwk, format: 'jwk' })
+      : createPublicKey({ key: der, format: 'der', type: 'spki' });
+    spkiCache.set(key, { der, keyBits, keyId: createHash('sha1').update(keyBits).digest() });
+    return key;
   } catch (cause) {
     throw new KeyError('KEY_INVALID', `${what}: the public key cannot be read`, { cause, details: { what } });
   }
