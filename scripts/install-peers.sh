@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the real test peers from Debian packages (DESIGN §5): openssl (chains, CRL, OCSP, PKCS#12),
-# nginx (deploy + reload), pebble (ACME), wireguard-tools (wg). Skips what is already there.
+# nginx (deploy + reload), pebble (ACME), wireguard-tools (wg) and wireguard-go. Skips what is already there.
 set -euo pipefail
 need=()
 command -v openssl >/dev/null || need+=(openssl)
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v pebble >/dev/null || need+=(pebble)
 command -v wg >/dev/null || need+=(wireguard-tools)
+command -v wireguard-go >/dev/null || need+=(wireguard-go) # userspace WireGuard: tunnel tests in unshare -n
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-peers: missing ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2
