@@ -1,5 +1,5 @@
 import { open, rename, rm, mkdir } from 'node:fs/promises';
-import { dirname, basename, join } from 'node:path';
+import { dirname, basename, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
 /**
@@ -41,8 +41,27 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** mkdir -p with a mode, then fsync the parent so the new directory entry is durable. */
+/**
+ * mkdir -p with a mode, then make every new directory entry durable. Each level mkdir created is an
+ * entry in its parent, so the parent of every created level is fsynced, outermost first: syncing only
+ * the last parent would leave the upper levels (and so the whole path) able to vanish on power loss.
+ */
 export async function mkdirDurable(dir: string, mode = 0o700): Promise<void> {
-  const created = await mkdir(dir, { recursive: true, mode });
-  if (created !== undefined) await fsyncDir(dirname(dir));
+  const first = await mkdir(dir, { recursive: true, mode });
+  if (first === undefined) return;
+  for (const parent of createdLevelParents(first, dir)) await fsyncDir(parent);
+}
+
+/**
+ * The directories whose entries changed when `mkdir -p target` created `first` and everything below it:
+ * the parent of each created level, outermost first.
+ */
+export function createdLevelParents(first: string, target: string): string[] {
+  const top = resolve(first);
+  const parents: string[] = [];
+  for (let level = resolve(target); ; level = dirname(level)) {
+    parents.push(dirname(level));
+    if (level === top || dirname(level) === level) break;
+  }
+  return parents.reverse();
 }
