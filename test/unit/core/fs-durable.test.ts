@@ -11,10 +11,10 @@ import { tempDir } from '../../helpers/tmp.js';
 async function directoriesSynced(fn: () => Promise<void>): Promise<string[]> {
   const original = fsPromises.open;
   const opened: string[] = [];
-  fsPromises.open = (async (...args: Parameters<typeof original>) => {
+  fsPromises.open = async (...args: Parameters<typeof original>) => {
     if (args[1] === 'r') opened.push(String(args[0]));
     return original(...args);
-  });
+  };
   syncBuiltinESMExports(); // the named import in fs-durable.ts now sees the wrapper
   try {
     await fn();
