@@ -123,6 +123,10 @@ export const ERROR_CATALOGUE = {
   ACME_PROFILE_UNKNOWN: entry('invalid', 'The ACME directory does not offer the requested profile.'),
   // lifecycle, deploy, vpn
   DEPLOY_FAILED: entry('upstream', 'A deploy target failed.', true),
+  DEPLOY_TARGET_INVALID: entry(
+    'invalid',
+    'A deploy target is misconfigured: a path outside the allowed directories, a bad name or secret reference.',
+  ),
   VPN_NOT_FOUND: entry('not_found', 'No such VPN network or peer.'),
   VPN_CONFLICT: entry('conflict', 'The VPN network, peer or address exists already or overlaps.'),
   VPN_POOL_EXHAUSTED: entry('conflict', 'The network has no free address left.'),
