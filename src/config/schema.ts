@@ -77,12 +77,81 @@ const api = z.strictObject({
 
 const san = z.string().min(1).max(253);
 
-const deployTarget = z.union([
-  z.strictObject({ file: z.strictObject({ dir: z.string().min(1) }) }),
-  z.strictObject({ exec: z.strictObject({ command: z.array(z.string().min(1)).min(1) }) }),
-  z.strictObject({ webhook: z.strictObject({ url: z.url(), secret: z.string().optional() }) }),
-  z.strictObject({ verify: z.strictObject({ connect: hostPort, servername: z.string().optional() }) }),
+/** A file mode: an octal string (`'0640'`, `'640'`) or a number (YAML `0o640`). */
+const fileMode = z.union([
+  z
+    .string()
+    .regex(/^0?[0-7]{3}$/, "use an octal mode in quotes, e.g. '0640'")
+    .transform((v) => parseInt(v, 8)),
+  z.number().int().min(0).max(0o777),
 ]);
+
+/** A file name inside a deploy directory: no separators, no dot-only names. */
+const deployFileName = z
+  .string()
+  .regex(/^(?!\.{1,2}$)[^/\\\0]{1,255}$/, 'a plain file name, without "/"');
+
+/** Where a secret comes from: never the secret itself, so configs and logs cannot leak it. */
+const secretRef = z
+  .string()
+  .regex(/^(env:[A-Za-z_][A-Za-z0-9_]*|file:\/.+)$/, 'use env:VARIABLE or file:/absolute/path');
+
+const deployTarget = z.union([
+  z.strictObject({
+    file: z.strictObject({
+      /** Must lie under one of deploy.allowedDirs. */
+      dir: z.string().min(1),
+      /** Custom names; certbot's by default. */
+      names: z
+        .strictObject({
+          cert: deployFileName.default('cert.pem'),
+          chain: deployFileName.default('chain.pem'),
+          fullchain: deployFileName.default('fullchain.pem'),
+          privkey: deployFileName.default('privkey.pem'),
+        })
+        .prefault({}),
+      /** Write privkey.pem (when keywright holds the key). */
+      includeKey: z.boolean().default(true),
+      mode: fileMode.default(0o644),
+      keyMode: fileMode.default(0o600),
+      /** User and group (names or ids) the files get; applied only when the daemon runs as root. */
+      owner: z.string().min(1).optional(),
+      group: z.string().min(1).optional(),
+      /** Put the previous files back when a later target (the reload, verify) fails. */
+      rollback: z.boolean().default(false),
+    }),
+  }),
+  z.strictObject({
+    exec: z.strictObject({
+      /** argv, run without a shell. */
+      command: z.array(z.string().min(1)).min(1),
+      timeout: duration.default(60_000),
+      /** Extra environment; the daemon's own environment is not passed on (it may hold the KEK). */
+      env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({}),
+      cwd: z.string().min(1).optional(),
+    }),
+  }),
+  z.strictObject({
+    webhook: z.strictObject({
+      url: z.url({ protocol: /^https?$/ }),
+      /** HMAC-SHA256 key for X-Keywright-Signature. */
+      secret: secretRef.optional(),
+      timeout: duration.default(10_000),
+      /** PEM bundle to trust for an https URL (e.g. the internal CA); the system store otherwise. */
+      caFile: z.string().min(1).optional(),
+    }),
+  }),
+  z.strictObject({
+    verify: z.strictObject({
+      connect: hostPort,
+      /** SNI; the first DNS name of the certificate by default. */
+      servername: z.string().optional(),
+      /** How long to wait for the server to serve the new certificate. */
+      timeout: duration.default(30_000),
+    }),
+  }),
+]);
+export type DeployTargetConfig = z.output<typeof deployTarget>;
 
 const certificate = z.strictObject({
   name,
@@ -181,6 +250,12 @@ export const configSchema = z.strictObject({
     .prefault({}),
   acme: acme.prefault({}),
   certificates: z.array(certificate).default([]),
+  deploy: z
+    .strictObject({
+      /** File targets may write only below these directories. */
+      allowedDirs: z.array(z.string().regex(/^\//, 'an absolute path')).default(['/etc/keywright']),
+    })
+    .prefault({}),
 });
 
 export type Config = z.output<typeof configSchema>;
