@@ -87,9 +87,7 @@ const fileMode = z.union([
 ]);
 
 /** A file name inside a deploy directory: no separators, no dot-only names. */
-const deployFileName = z
-  .string()
-  .regex(/^(?!\.{1,2}$)[^/\\\0]{1,255}$/, 'a plain file name, without "/"');
+const deployFileName = z.string().regex(/^(?!\.{1,2}$)[^/\\\0]{1,255}$/, 'a plain file name, without "/"');
 
 /** Where a secret comes from: never the secret itself, so configs and logs cannot leak it. */
 const secretRef = z
