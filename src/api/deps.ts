@@ -3,6 +3,7 @@ import type { Store } from '../store/port.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { TokenService } from '../access/token-service.js';
 import type { VpnService } from '../vpn/service.js';
+import type { CertificateService } from '../lifecycle/certificate-service.js';
 
 /** What the API needs from the rest of the daemon, wired by app/. */
 export interface ApiDeps {
@@ -11,6 +12,8 @@ export interface ApiDeps {
   readonly audit: AuditLog;
   readonly tokens: TokenService;
   readonly version: string;
+  /** Managed certificates; undefined while sealed (it needs the sealer). */
+  readonly certificates?: CertificateService;
   /** WireGuard networks; undefined while sealed (it needs the sealer). */
   readonly vpn?: VpnService;
   /** Sealed: the KEK is not loaded, only health answers. */

@@ -14,6 +14,7 @@ import { tokenRoutes } from './routes/tokens.js';
 import { auditRoutes } from './routes/audit.js';
 import { statusRoutes } from './routes/status.js';
 import { vpnRoutes } from './routes/vpn.js';
+import { certificateRoutes } from './routes/certificates.js';
 
 export interface ApiServerOptions {
   readonly logger: FastifyBaseLogger;
@@ -82,6 +83,7 @@ export function createApiServer(deps: ApiDeps, options: ApiServerOptions): Fasti
   void app.register(tokenRoutes(deps));
   void app.register(auditRoutes(deps));
   void app.register(vpnRoutes(deps));
+  void app.register(certificateRoutes(deps));
   return app;
 }
 

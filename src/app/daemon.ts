@@ -8,8 +8,8 @@ import type { KekSecrets } from '../keys/software/kek.js';
 import type { SoftwareSealer } from '../keys/software/sealer.js';
 import { createApiServer } from '../api/server.js';
 import { ensureDaemonCertificate } from '../ca/authority.js';
-import { VpnService } from '../vpn/service.js';
 import { createLogger } from './logger.js';
+import { buildUnsealedServices } from './unsealed.js';
 import { openServices, openSealer, isInitializedStore, notInitialized } from './services.js';
 import { appPaths } from './paths.js';
 import { VERSION } from './version.js';
@@ -55,6 +55,17 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
           logger,
         })
       : undefined;
+    const unsealed =
+      sealer === undefined
+        ? undefined
+        : buildUnsealedServices({
+            config,
+            store: services.store,
+            sealer,
+            audit: services.audit,
+            clock,
+            logger,
+          });
     const app = createApiServer(
       {
         clock,
@@ -62,9 +73,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
         audit: services.audit,
         tokens: services.tokens,
         version: VERSION,
-        ...(sealer === undefined
-          ? {}
-          : { vpn: new VpnService({ store: services.store, sealer, audit: services.audit, clock }) }),
+        ...(unsealed === undefined ? {} : { vpn: unsealed.vpn, certificates: unsealed.certificates }),
         isSealed: () => sealer === undefined,
         notReadyReason: () => undefined,
       },

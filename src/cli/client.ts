@@ -30,10 +30,17 @@ export class ApiClient {
     return this.send<T>('DELETE', path).then((r) => r.body);
   }
 
-  send<T>(method: string, path: string, body?: unknown): Promise<ApiResponse<T>> {
+  /** `binary`: resolve with the raw bytes (PKCS#12) instead of parsed JSON. */
+  send<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    extraHeaders: Record<string, string> = {},
+    binary = false,
+  ): Promise<ApiResponse<T>> {
     const url = new URL(path, this.options.url);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const headers: Record<string, string> = { accept: 'application/json' };
+    const headers: Record<string, string> = { accept: binary ? '*/*' : 'application/json', ...extraHeaders };
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
     if (payload) {
       headers['content-type'] = 'application/json';
@@ -53,14 +60,16 @@ export class ApiClient {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
+            const raw = Buffer.concat(chunks);
+            const status = res.statusCode ?? 0;
+            if (binary && status < 400) return resolve({ status, headers: res.headers, body: raw as T });
+            const text = raw.toString('utf8');
             let parsed: unknown = text;
             try {
               parsed = text ? JSON.parse(text) : undefined;
             } catch {
               /* not JSON: keep text */
             }
-            const status = res.statusCode ?? 0;
             if (status >= 400) return reject(problemToError(status, parsed));
             resolve({ status, headers: res.headers, body: parsed as T });
           });

@@ -4,6 +4,7 @@ import { reportError } from './output.js';
 import { tokenCommand } from './commands/token.js';
 import { statusCommand } from './commands/status.js';
 import { auditCommand } from './commands/audit.js';
+import { certCommand } from './commands/cert.js';
 import { vpnCommand } from './commands/vpn.js';
 import { daemonCommands } from './commands/daemon.js';
 
@@ -35,6 +36,7 @@ export function buildProgram(io: CliIo): Command {
   statusCommand(program, io, globals);
   tokenCommand(program, io, globals);
   auditCommand(program, io, globals);
+  certCommand(program, io, globals);
   vpnCommand(program, io, globals);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;

@@ -6,6 +6,7 @@
  */
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
+import type { RevocationReason } from '../pki/revocation.js';
 
 /** `ca:default`, `acme:letsencrypt`. */
 export type IssuerRef = `${'ca' | 'acme'}:${string}`;
@@ -50,20 +51,7 @@ export interface Issuer {
   issue(request: IssueRequest, ctx: OpContext): Promise<IssueResult>;
 }
 
-/** RFC 5280 §5.3.1 reason codes, by name. */
-export const REVOCATION_REASONS = [
-  'unspecified',
-  'keyCompromise',
-  'caCompromise',
-  'affiliationChanged',
-  'superseded',
-  'cessationOfOperation',
-  'certificateHold',
-  'removeFromCRL',
-  'privilegeWithdrawn',
-  'aACompromise',
-] as const;
-export type RevocationReason = (typeof REVOCATION_REASONS)[number];
+export type { RevocationReason } from '../pki/revocation.js';
 
 export interface RevokeRequest {
   readonly serialHex: string;

@@ -11,6 +11,13 @@ import { tempDir } from './tmp.js';
 import type { Store } from '../../src/store/port.js';
 import type { VpnService } from '../../src/vpn/service.js';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { SoftwareSealer } from '../../src/keys/software/sealer.js';
+import { createKeyRing } from '../../src/keys/software/key-ring.js';
+import { parseConfig } from '../../src/config/load.js';
+import { ensureCaHierarchy } from '../../src/ca/authority.js';
+import { buildUnsealedServices, type UnsealedServices } from '../../src/app/unsealed.js';
+import { silentLogger } from '../../src/core/logger.js';
 
 export interface Harness {
   dataDir: string;
@@ -20,6 +27,8 @@ export interface Harness {
   audit: AuditLog;
   store: Store;
   sealed: { value: boolean };
+  /** With `unsealed: true`. */
+  unsealed?: UnsealedServices;
   call(
     method: string,
     path: string,
@@ -41,6 +50,8 @@ export async function startApi(
     bodyLimit?: number;
     /** Builds the VPN service over the harness's store and audit log (ApiDeps.vpn). */
     vpn?: (base: { store: Store; audit: AuditLog }) => VpnService;
+    /** Unsealed: a fresh KEK, the default CA hierarchy and every unsealed service (certificates, CAs, …). */
+    unsealed?: boolean;
   } = {},
 ): Promise<Harness> {
   const dataDir = await tempDir(t, 'kw-api-');
@@ -48,6 +59,21 @@ export async function startApi(
   const audit = await AuditLog.open({ path: join(dataDir, 'audit.log') });
   const tokens = new TokenService({ store, clock: systemClock });
   const sealed = { value: false };
+  let unsealed: UnsealedServices | undefined;
+  let sealer: SoftwareSealer | undefined;
+  if (options.unsealed) {
+    sealer = new SoftwareSealer(createKeyRing(randomBytes(32)));
+    const config = parseConfig({ dataDir, ca: { root: { key: 'ec-p256' } } }, 'test');
+    await ensureCaHierarchy({ store, sealer, audit, clock: systemClock, config: config.ca, actor: 'test' });
+    unsealed = buildUnsealedServices({
+      config,
+      store,
+      sealer,
+      audit,
+      clock: systemClock,
+      logger: silentLogger,
+    });
+  }
   const app = createApiServer(
     {
       clock: systemClock,
@@ -55,6 +81,7 @@ export async function startApi(
       audit,
       tokens,
       version: 'test',
+      ...(unsealed ? { certificates: unsealed.certificates, vpn: unsealed.vpn } : {}),
       ...(options.vpn ? { vpn: options.vpn({ store, audit }) } : {}),
       isSealed: () => sealed.value,
       notReadyReason: () => undefined,
@@ -77,6 +104,7 @@ export async function startApi(
     audit,
     store,
     sealed,
+    ...(unsealed ? { unsealed } : {}),
     call: (method, path, o = {}) => call(url, method, path, o),
   };
 }

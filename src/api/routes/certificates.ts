@@ -1,0 +1,280 @@
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { ApiError } from '../../core/errors.js';
+import { parseDuration } from '../../core/duration.js';
+import { authorize, inScope, isAllowed } from '../../access/policy.js';
+import { CERT_KEY_TYPES } from '../../pki/key-spec.js';
+import { REVOCATION_REASONS } from '../../pki/revocation.js';
+import { decodePem } from '../../pki/pem.js';
+import { buildPkcs12 } from '../../pki/pkcs12.js';
+import type { IssuerRef, OpContext } from '../../issuer/port.js';
+import type { CertificateService, BundleMaterial } from '../../lifecycle/certificate-service.js';
+import type { CertificateRecord, VersionRecord } from '../../lifecycle/records.js';
+import type { ApiDeps } from '../deps.js';
+import { parseInput } from '../validate.js';
+import { actorOf, audited } from '../audited.js';
+
+const durationText = z.string().refine((v) => {
+  try {
+    parseDuration(v);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'not a duration; use e.g. 90d, 12h or P90D');
+
+const createBody = z.strictObject({
+  name: z.string().min(1).max(64),
+  sans: z.array(z.string().min(1).max(253)).min(1).max(100).optional(),
+  issuer: z
+    .string()
+    .regex(/^(ca|acme):[a-z0-9][a-z0-9._-]*$/, 'use ca:<name> or acme:<account>')
+    .default('ca:default'),
+  profile: z.string().max(64).optional(),
+  key: z.enum(CERT_KEY_TYPES).default('ec-p256'),
+  ttl: durationText.default('90d'),
+  renewBefore: z.union([durationText, z.string().regex(/^\d{1,2}%$/)]).optional(),
+  keyRotation: z.enum(['always', 'reuse']).default('always'),
+  /** A PEM CSR: keywright signs it and never holds the key. */
+  csr: z
+    .string()
+    .max(64 * 1024)
+    .optional(),
+});
+
+const nameParams = z.strictObject({ name: z.string().min(1).max(64) });
+const revokeBody = z.strictObject({
+  reason: z
+    .enum(
+      Object.keys(REVOCATION_REASONS) as [
+        keyof typeof REVOCATION_REASONS,
+        ...Array<keyof typeof REVOCATION_REASONS>,
+      ],
+    )
+    .default('unspecified'),
+  serial: z
+    .string()
+    .regex(/^[0-9a-fA-F:]{1,64}$/)
+    .optional(),
+});
+const bundleQuery = z.strictObject({ format: z.enum(['pem', 'json', 'p12']).default('json') });
+
+export function certificateView(c: CertificateRecord) {
+  return {
+    name: c.id,
+    issuer: c.issuer,
+    profile: c.profile ?? null,
+    sans: c.sans,
+    key: c.keyType,
+    lifetimeSeconds: c.lifetimeMs / 1000,
+    keyRotation: c.keyRotation,
+    source: c.source,
+    currentVersion: c.currentVersion ?? null,
+    renewAt: c.renewAt ?? null,
+    lastIssuedAt: c.lastIssuedAt ?? null,
+    lastError: c.lastError ?? null,
+    createdAt: c.createdAt,
+  };
+}
+
+export function versionView(v: VersionRecord) {
+  return {
+    version: v.version,
+    serial: v.serialHex,
+    issuer: v.issuer,
+    notBefore: v.notBefore,
+    notAfter: v.notAfter,
+    fingerprint: v.fingerprint,
+    status: v.status,
+    revokedAt: v.revokedAt ?? null,
+    revocationReason: v.revocationReason ?? null,
+    keyState: v.keyBlob ? v.keyState : 'not-held',
+    reason: v.reason,
+  };
+}
+
+function service(deps: ApiDeps): CertificateService {
+  if (!deps.certificates) throw new ApiError('DAEMON_SEALED', 'the daemon is sealed');
+  return deps.certificates;
+}
+
+function opContext(deps: ApiDeps, request: FastifyRequest): OpContext {
+  return {
+    clock: deps.clock,
+    logger: request.log,
+    actor: actorOf(request),
+    requestId: request.id,
+  };
+}
+
+export function certificateRoutes(deps: ApiDeps): FastifyPluginAsync {
+  return async (app) => {
+    app.get('/v1/certificates', (request) => {
+      authorize(request.principal!, 'cert.read');
+      const certs = service(deps)
+        .list()
+        .filter((c) => inScope(request.principal!, { kind: 'cert', name: c.id }));
+      return { certificates: certs.map(certificateView) };
+    });
+
+    app.post('/v1/certificates', async (request, reply) => {
+      const body = parseInput(createBody, request.body, 'body');
+      authorize(request.principal!, 'cert.issue', { kind: 'cert', name: body.name });
+      const certs = service(deps);
+      let csrDer: Buffer | undefined;
+      let sans = body.sans;
+      if (body.csr !== undefined) {
+        csrDer = decodePem(body.csr, 'CERTIFICATE REQUEST', 'csr');
+        if (sans === undefined) {
+          const { parseCsr } = await import('../../pki/csr.js');
+          sans = parseCsr(csrDer)
+            .requestedNames.map((n) => ('value' in n ? n.value : ''))
+            .filter(Boolean);
+        }
+      }
+      if (sans === undefined || sans.length === 0)
+        throw new ApiError('API_BAD_REQUEST', 'sans: give at least one name (or a CSR that asks for some)', {
+          details: { issues: [{ field: 'sans', message: 'required' }] },
+        });
+      const ctx = opContext(deps, request);
+      const version = await certs.create(
+        body.name,
+        {
+          issuer: body.issuer as IssuerRef,
+          ...(body.profile ? { profile: body.profile } : {}),
+          sans,
+          keyType: body.key,
+          lifetimeMs: parseDuration(body.ttl, 'ttl'),
+          ...(body.renewBefore
+            ? {
+                renewBefore: body.renewBefore.endsWith('%')
+                  ? { percent: Number(body.renewBefore.slice(0, -1)) }
+                  : { ms: parseDuration(body.renewBefore, 'renewBefore') },
+              }
+            : {}),
+          keyRotation: body.keyRotation,
+        },
+        { source: 'api' },
+        ctx,
+        csrDer ? { csrDer } : {},
+      );
+      return reply
+        .status(201)
+        .send({ certificate: certificateView(certs.get(body.name)), version: versionView(version) });
+    });
+
+    app.get('/v1/certificates/:name', (request) => {
+      const { name } = parseInput(nameParams, request.params, 'params');
+      authorize(request.principal!, 'cert.read', { kind: 'cert', name });
+      const certs = service(deps);
+      const cert = certs.get(name);
+      const current = cert.currentVersion === undefined ? null : versionView(certs.current(name));
+      return { certificate: certificateView(cert), current };
+    });
+
+    app.get('/v1/certificates/:name/versions', (request) => {
+      const { name } = parseInput(nameParams, request.params, 'params');
+      authorize(request.principal!, 'cert.read', { kind: 'cert', name });
+      return { versions: service(deps).versions(name).map(versionView) };
+    });
+
+    app.post('/v1/certificates/:name/renew', async (request) => {
+      const { name } = parseInput(nameParams, request.params, 'params');
+      authorize(request.principal!, 'cert.issue', { kind: 'cert', name });
+      const version = await service(deps).issue(name, opContext(deps, request), { reason: 'manual' });
+      return { version: versionView(version) };
+    });
+
+    app.post('/v1/certificates/:name/revoke', async (request) => {
+      const { name } = parseInput(nameParams, request.params, 'params');
+      const body = parseInput(revokeBody, request.body ?? {}, 'body');
+      authorize(request.principal!, 'cert.revoke', { kind: 'cert', name });
+      const certs = service(deps);
+      const target = body.serial ? { serialHex: body.serial.replace(/:/g, '').toLowerCase() } : { name };
+      if (body.serial) {
+        const v = certs.findBySerial(target.serialHex!);
+        if (v === undefined || v.certificate !== name)
+          throw new ApiError('API_BAD_REQUEST', `serial ${body.serial} is not a version of ${name}`, {
+            details: { issues: [{ field: 'serial', message: 'unknown for this certificate' }] },
+          });
+      }
+      const version = await certs.revoke(target, body.reason, opContext(deps, request));
+      return { version: versionView(version) };
+    });
+
+    app.get('/v1/certificates/:name/bundle', async (request, reply) => {
+      const { name } = parseInput(nameParams, request.params, 'params');
+      const { format } = parseInput(bundleQuery, request.query, 'query');
+      const resource = { kind: 'cert', name } as const;
+      // Readers pull the public part; services (key.export) pull the whole bundle.
+      const withKey = isAllowed(request.principal!, 'key.export', resource);
+      if (!withKey) authorize(request.principal!, format === 'p12' ? 'key.export' : 'cert.read', resource);
+      const certs = service(deps);
+      const current = certs.current(name);
+      const etag = `"${current.fingerprint.slice(0, 32)}${withKey ? '-k' : ''}-${format}"`;
+      void reply.header('etag', etag).header('cache-control', 'no-store');
+      if (request.headers['if-none-match'] === etag) return reply.status(304).send();
+      const material = withKey
+        ? await audited(
+            deps,
+            request,
+            { action: 'key.export', subject: `cert:${name}`, details: { version: current.version, format } },
+            () => certs.bundle(name, true),
+          )
+        : await certs.bundle(name, false);
+      return sendBundle(reply, request, name, format, material);
+    });
+  };
+}
+
+function sendBundle(
+  reply: FastifyReply,
+  request: FastifyRequest,
+  name: string,
+  format: 'pem' | 'json' | 'p12',
+  m: BundleMaterial,
+) {
+  const keyPem = m.privateKey?.export({ type: 'pkcs8', format: 'pem' }) as string | undefined;
+  const fullchain = [m.certificatePem, ...m.chainPem].join('');
+  switch (format) {
+    case 'json':
+      return reply.send({
+        name,
+        version: m.version.version,
+        serial: m.version.serialHex,
+        notAfter: m.version.notAfter,
+        fingerprint: m.version.fingerprint,
+        certificate: m.certificatePem,
+        chain: m.chainPem.join(''),
+        fullchain,
+        ...(keyPem ? { privateKey: keyPem } : {}),
+      });
+    case 'pem':
+      return reply
+        .type('application/pem-certificate-chain')
+        .send(keyPem ? `${fullchain}${keyPem}` : fullchain);
+    case 'p12': {
+      const password = request.headers['x-keywright-p12-password'];
+      if (typeof password !== 'string' || password.length < 8) {
+        throw new ApiError(
+          'API_BAD_REQUEST',
+          'format=p12 needs a password of at least 8 characters in the X-Keywright-P12-Password header',
+          {
+            details: { issues: [{ field: 'x-keywright-p12-password', message: 'required, ≥ 8 characters' }] },
+          },
+        );
+      }
+      const der = buildPkcs12({
+        privateKey: m.privateKey!,
+        certificate: decodePem(m.certificatePem, 'CERTIFICATE'),
+        chain: m.chainPem.map((p) => decodePem(p, 'CERTIFICATE')),
+        password,
+        friendlyName: name,
+      });
+      return reply
+        .type('application/x-pkcs12')
+        .header('content-disposition', `attachment; filename="${name}.p12"`)
+        .send(der);
+    }
+  }
+}
