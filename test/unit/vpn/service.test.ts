@@ -6,6 +6,8 @@ import { MS } from '../../../src/core/duration.js';
 import { x25519PrivateKeyFromRaw, x25519RawPublic } from '../../../src/keys/generate.js';
 import { CLIENT_KEY_PLACEHOLDER, parseWgQuick } from '../../../src/vpn/wg-quick.js';
 import { RETIRED_COLLECTION } from '../../../src/vpn/model.js';
+import { createMemoryStore } from '../../../src/store/memory/index.js';
+import { SEALED_BLOB_PREFIX } from '../../../src/store/port.js';
 import { allConfigs, snapshot, vpnSetup, WHO } from './setup.js';
 
 const publicOf = (privateKeyB64: string) =>
@@ -487,5 +489,51 @@ describe('ETags and audit', () => {
     const exports = (await audit.tail(1000)).filter((e) => e.action === 'vpn.config.export');
     assert.ok(exports.length >= 4);
     assert.ok(exports.every((e) => e.subject.startsWith('vpn:h/') && e.actor === WHO.actor));
+  });
+});
+
+describe('fail closed', () => {
+  test('no audit log, no change; a failed commit after its audit entry is followed by a failure entry', async (t) => {
+    let failFlush = false;
+    const store = createMemoryStore({
+      beforeFlush: () => {
+        if (failFlush) throw new Error('disk full (simulated)');
+      },
+    });
+    const { vpn, audit } = await vpnSetup(t, { store });
+    await vpn.createNetwork({ name: 'n', cidrs: ['10.5.0.0/24'] }, WHO);
+    await vpn.addPeer('n', { name: 'a' }, WHO);
+    const before = await snapshot(store);
+
+    failFlush = true;
+    await assert.rejects(vpn.addPeer('n', { name: 'b' }, WHO));
+    assert.equal(await snapshot(store), before, 'the failed commit left nothing');
+    const entries = (await audit.tail(20)).map((e) => [e.action, e.subject, e.outcome]);
+    assert.deepEqual(entries.slice(-4), [
+      ['vpn.peer.add', 'vpn:n/b', 'success'],
+      ['vpn.key.create', 'vpn:n/b', 'success'],
+      ['vpn.psk.create', 'vpn:n/a+b', 'success'],
+      ['vpn.peer.add', 'vpn:n/b', 'failure'],
+    ]);
+    failFlush = false;
+
+    await audit.close();
+    await assert.rejects(vpn.rotate('n', { what: 'all' }, WHO), (e: unknown) => isAppError(e));
+    await assert.rejects(vpn.exportConfig('n', 'a', WHO), (e: unknown) => isAppError(e));
+    assert.equal(await snapshot(store), before, 'a change whose audit entry cannot be written is refused');
+  });
+
+  test('every blob the VPN writes is a sealed blob under sealed/, where KEK rotation looks', async (t) => {
+    const { vpn, store } = await vpnSetup(t);
+    await vpn.createNetwork({ name: 'n', cidrs: ['10.5.0.0/24'] }, WHO);
+    for (const name of ['a', 'b', 'c']) await vpn.addPeer('n', { name }, WHO);
+    await vpn.rotate('n', { what: 'all' }, WHO);
+    const all = await store.listBlobs('');
+    assert.equal(all.length, 2 * (3 + 3), 'three keys and three PSKs, current and disabled');
+    assert.deepEqual(await store.listBlobs(SEALED_BLOB_PREFIX), all);
+    for (const key of all) {
+      const blob = JSON.parse((await store.getBlob(key))!.toString()) as Record<string, unknown>;
+      assert.deepEqual(Object.keys(blob).sort(), ['alg', 'ct', 'dek', 'iv', 'kek', 'tag', 'v']);
+    }
   });
 });
