@@ -1,22 +1,13 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, readFile, stat, writeFile, copyFile } from 'node:fs/promises';
+import { readFile, stat, writeFile, copyFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { kw, startServe } from '../helpers/cli.js';
 import { freePort } from '../helpers/net.js';
+import { filesUnder } from '../helpers/files.js';
 import { tempDir } from '../helpers/tmp.js';
-
-async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const name of await readdir(dir)) {
-    const p = join(dir, name);
-    if ((await stat(p)).isDirectory()) out.push(...(await filesUnder(p)));
-    else out.push(p);
-  }
-  return out;
-}
 
 describe('keywright CLI and daemon, as a user runs them', () => {
   test('init, serve, status, tokens, audit verify, graceful stop, no secret on disk', async (t) => {

@@ -1,22 +1,13 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { kw, startServe } from '../helpers/cli.js';
 import { freePort } from '../helpers/net.js';
+import { filesUnder } from '../helpers/files.js';
 import { tempDir } from '../helpers/tmp.js';
 import { parseWgQuick } from '../../src/vpn/wg-quick.js';
-
-async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const name of await readdir(dir)) {
-    const p = join(dir, name);
-    if ((await stat(p)).isDirectory()) out.push(...(await filesUnder(p)));
-    else out.push(p);
-  }
-  return out;
-}
 
 describe('keywright vpn, as a user runs it', () => {
   test('network, peers (server-made and client-side keys), configs, a peer token, rotation', async (t) => {

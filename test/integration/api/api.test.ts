@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { filesUnder } from '../../helpers/files.js';
 import { startApi, type HttpResult } from '../../helpers/api-harness.js';
 
 function assertProblem(res: HttpResult, status: number, code: string): void {
@@ -12,16 +12,6 @@ function assertProblem(res: HttpResult, status: number, code: string): void {
   assert.equal(res.json.type, `urn:keywright:error:${code}`);
   assert.ok(typeof res.json.detail === 'string' && res.json.detail.length > 0);
   assert.ok(typeof res.json.requestId === 'string');
-}
-
-async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const name of await readdir(dir)) {
-    const p = join(dir, name);
-    if ((await stat(p)).isDirectory()) out.push(...(await filesUnder(p)));
-    else out.push(p);
-  }
-  return out;
 }
 
 describe('API over real HTTP on 127.0.0.1', () => {
