@@ -4,6 +4,7 @@ import type { AuditLog } from '../audit/audit-log.js';
 import type { TokenService } from '../access/token-service.js';
 import type { VpnService } from '../vpn/service.js';
 import type { CertificateService } from '../lifecycle/certificate-service.js';
+import type { Metrics } from './metrics.js';
 
 /** What the API needs from the rest of the daemon, wired by app/. */
 export interface ApiDeps {
@@ -12,6 +13,8 @@ export interface ApiDeps {
   readonly audit: AuditLog;
   readonly tokens: TokenService;
   readonly version: string;
+  /** Prometheus metrics; none in tests that do not ask for them. */
+  readonly metrics?: Metrics;
   /** Managed certificates; undefined while sealed (it needs the sealer). */
   readonly certificates?: CertificateService;
   /** WireGuard networks; undefined while sealed (it needs the sealer). */

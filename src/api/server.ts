@@ -15,6 +15,7 @@ import { auditRoutes } from './routes/audit.js';
 import { statusRoutes } from './routes/status.js';
 import { vpnRoutes } from './routes/vpn.js';
 import { certificateRoutes } from './routes/certificates.js';
+import { metricsRoutes } from './routes/metrics.js';
 
 export interface ApiServerOptions {
   readonly logger: FastifyBaseLogger;
@@ -84,6 +85,7 @@ export function createApiServer(deps: ApiDeps, options: ApiServerOptions): Fasti
   void app.register(auditRoutes(deps));
   void app.register(vpnRoutes(deps));
   void app.register(certificateRoutes(deps));
+  void app.register(metricsRoutes(deps));
   return app;
 }
 

@@ -7,6 +7,7 @@ import type { Config } from '../config/schema.js';
 import type { KekSecrets } from '../keys/software/kek.js';
 import type { SoftwareSealer } from '../keys/software/sealer.js';
 import { createApiServer } from '../api/server.js';
+import { createMetrics } from '../api/metrics.js';
 import { ensureDaemonCertificate } from '../ca/authority.js';
 import { createLogger } from './logger.js';
 import { buildUnsealedServices } from './unsealed.js';
@@ -55,10 +56,16 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
           logger,
         })
       : undefined;
+    const metrics = createMetrics({
+      store: services.store,
+      audit: services.audit,
+      nowMs: () => clock.nowMs(),
+    });
     const unsealed =
       sealer === undefined
         ? undefined
         : buildUnsealedServices({
+            metrics,
             config,
             store: services.store,
             sealer,
@@ -68,6 +75,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
           });
     const app = createApiServer(
       {
+        metrics,
         clock,
         store: services.store,
         audit: services.audit,

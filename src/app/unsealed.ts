@@ -7,8 +7,10 @@ import type { SoftwareSealer } from '../keys/software/sealer.js';
 import { IssuerRegistry } from '../issuer/registry.js';
 import { CAS_COLLECTION, type CaRecord } from '../ca/authority.js';
 import { InternalCaIssuer } from '../ca/internal-issuer.js';
-import { CertificateService } from '../lifecycle/certificate-service.js';
+import { CertificateService, type IssuanceOutcome } from '../lifecycle/certificate-service.js';
+import type { Metrics } from '../api/metrics.js';
 import { VpnService } from '../vpn/service.js';
+import { EventBus } from '../lifecycle/event-bus.js';
 
 /** Everything that needs the KEK: built once the daemon is unsealed, in one place. */
 export interface UnsealedServices {
@@ -16,6 +18,8 @@ export interface UnsealedServices {
   readonly internalCas: ReadonlyMap<string, InternalCaIssuer>;
   readonly certificates: CertificateService;
   readonly vpn: VpnService;
+  /** Issued, renewed, revoked, deployed and rotated events, for /v1/events and the long polls. */
+  readonly events: EventBus;
 }
 
 export function buildUnsealedServices(deps: {
@@ -25,8 +29,12 @@ export function buildUnsealedServices(deps: {
   audit: AuditLog;
   clock: Clock;
   logger: Logger;
+  metrics?: Metrics;
 }): UnsealedServices {
-  const { config, store, sealer, audit, clock, logger } = deps;
+  const { config, store, sealer, audit, clock, logger, metrics } = deps;
+  const events = new EventBus({
+    onListenerError: (err) => logger.error({ err }, 'an event subscriber failed'),
+  });
   const issuers = new IssuerRegistry();
   const internalCas = new Map<string, InternalCaIssuer>();
   for (const ca of store.collection<CaRecord>(CAS_COLLECTION).list((c) => c.keyBlob !== undefined)) {
@@ -47,7 +55,29 @@ export function buildUnsealedServices(deps: {
     clock,
     logger: logger.child({ component: 'lifecycle' }),
     resolveIssuer: (ref) => issuers.resolve(ref),
+    onEvent: (e) =>
+      events.publish({
+        type: e.type,
+        resource: { kind: 'cert', name: e.certificate },
+        at: e.at,
+        details: { version: e.version, serial: e.serialHex },
+      }),
+    ...(metrics ? { observe: (o: IssuanceOutcome) => metrics.observeIssuance(o) } : {}),
   });
-  const vpn = new VpnService({ store, sealer, audit, clock });
-  return { issuers, internalCas, certificates, vpn };
+  const vpn = new VpnService({
+    store,
+    sealer,
+    audit,
+    clock,
+    onEvent: (e) => {
+      if (e.type !== 'rotated') return;
+      events.publish({
+        type: 'rotated',
+        resource: { kind: 'vpn', name: e.network },
+        at: clock.now().toISOString(),
+        details: { generation: e.generation, peers: e.peers },
+      });
+    },
+  });
+  return { issuers, internalCas, certificates, vpn, events };
 }

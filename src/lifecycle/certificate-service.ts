@@ -33,6 +33,15 @@ export interface CertificateEvent {
   readonly at: string;
 }
 
+/** One issuance attempt's outcome, for metrics. */
+export interface IssuanceOutcome {
+  readonly certificate: string;
+  readonly issuer: IssuerRef;
+  readonly ok: boolean;
+  readonly code?: string;
+  readonly durationMs: number;
+}
+
 export interface CertificateServiceOptions {
   readonly store: Store;
   readonly sealer: Sealer;
@@ -44,6 +53,7 @@ export interface CertificateServiceOptions {
   /** Jitter source for renewal times, in [0, 1). */
   readonly random?: () => number;
   readonly onEvent?: (event: CertificateEvent) => void;
+  readonly observe?: (outcome: IssuanceOutcome) => void;
 }
 
 export interface IssueOptions {
@@ -182,6 +192,7 @@ export class CertificateService {
   ): Promise<VersionRecord> {
     const { store, sealer, audit, clock } = this.#o;
     const name = cert.id;
+    const startedMs = clock.nowMs();
     const number = cert.nextVersion;
     const id = versionId(name, number);
     const previous =
@@ -291,8 +302,21 @@ export class CertificateService {
         serialHex: result.serialHex,
         at: now,
       });
+      this.#o.observe?.({
+        certificate: name,
+        issuer: cert.issuer,
+        ok: true,
+        durationMs: clock.nowMs() - startedMs,
+      });
       return version;
     } catch (err) {
+      this.#o.observe?.({
+        certificate: name,
+        issuer: cert.issuer,
+        ok: false,
+        code: toAppError(err).code,
+        durationMs: clock.nowMs() - startedMs,
+      });
       if (!isNew) await this.#recordFailure(name, err);
       throw err;
     }

@@ -18,6 +18,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { ensureCaHierarchy } from '../../src/ca/authority.js';
 import { buildUnsealedServices, type UnsealedServices } from '../../src/app/unsealed.js';
 import { silentLogger } from '../../src/core/logger.js';
+import { createMetrics, type Metrics } from '../../src/api/metrics.js';
 
 export interface Harness {
   dataDir: string;
@@ -60,12 +61,15 @@ export async function startApi(
   const tokens = new TokenService({ store, clock: systemClock });
   const sealed = { value: false };
   let unsealed: UnsealedServices | undefined;
+  let metrics: Metrics | undefined;
   let sealer: SoftwareSealer | undefined;
   if (options.unsealed) {
     sealer = new SoftwareSealer(createKeyRing(randomBytes(32)));
     const config = parseConfig({ dataDir, ca: { root: { key: 'ec-p256' } } }, 'test');
     await ensureCaHierarchy({ store, sealer, audit, clock: systemClock, config: config.ca, actor: 'test' });
+    metrics = createMetrics({ store, audit, nowMs: () => systemClock.nowMs() });
     unsealed = buildUnsealedServices({
+      metrics,
       config,
       store,
       sealer,
@@ -82,6 +86,7 @@ export async function startApi(
       tokens,
       version: 'test',
       ...(unsealed ? { certificates: unsealed.certificates, vpn: unsealed.vpn } : {}),
+      ...(metrics ? { metrics } : {}),
       ...(options.vpn ? { vpn: options.vpn({ store, audit }) } : {}),
       isSealed: () => sealed.value,
       notReadyReason: () => undefined,
