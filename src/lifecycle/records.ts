@@ -6,6 +6,7 @@
 import type { StoredRecord } from '../store/port.js';
 import type { CertKeyType } from '../pki/key-spec.js';
 import type { IssuerRef, RevocationReason } from '../issuer/port.js';
+import type { DeployTargetConfig } from '../config/schema.js';
 
 export const CERTIFICATES_COLLECTION = 'certificates';
 export const VERSIONS_COLLECTION = 'certVersions';
@@ -37,6 +38,10 @@ export interface CertificateRecord extends StoredRecord, CertificateSpec {
   readonly lastError?: { readonly code: string; readonly message: string; readonly at: string };
   /** Declared in config once and since removed: kept, never silently deleted. */
   readonly retired?: boolean;
+  /** Where each new version goes (config-declared certificates). */
+  readonly deploy?: readonly DeployTargetConfig[];
+  /** Set by a manual renew request or a spec change; cleared by the next issuance. */
+  readonly renewRequested?: string;
 }
 
 export type VersionStatus = 'active' | 'superseded' | 'revoked';
