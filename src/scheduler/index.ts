@@ -6,6 +6,7 @@ export {
   type SweepContext,
   type SweepDefinition,
   type SweepOutcome,
+  type SweepRunReport,
   type SweepStats,
 } from './scheduler.js';
 export { mapLimit } from './map-limit.js';

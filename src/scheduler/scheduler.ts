@@ -76,6 +76,16 @@ export interface SchedulerOptions {
   readonly logger?: Logger;
   /** How sweeps are fired; node-cron and timers by default, a ManualTrigger in tests. */
   readonly triggers?: TriggerFactory;
+  /** Called after every run, e.g. with the metrics' observeSweep(name, lagMs, ok). Must not throw. */
+  readonly onRunFinished?: (run: SweepRunReport) => void;
+}
+
+export interface SweepRunReport {
+  readonly name: string;
+  readonly reason: RunReason;
+  readonly lagMs: number;
+  readonly durationMs: number;
+  readonly ok: boolean;
 }
 
 interface Sweep {
@@ -89,6 +99,7 @@ export class Scheduler {
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly #triggers: TriggerFactory;
+  readonly #onRunFinished: ((run: SweepRunReport) => void) | undefined;
   readonly #sweeps = new Map<string, Sweep>();
   readonly #abort = new AbortController();
   #state: 'idle' | 'started' | 'stopped' = 'idle';
@@ -97,6 +108,7 @@ export class Scheduler {
     this.#clock = options.clock ?? systemClock;
     this.#logger = (options.logger ?? silentLogger).child({ component: 'scheduler' });
     this.#triggers = options.triggers ?? defaultTriggers(this.#clock, this.#logger);
+    this.#onRunFinished = options.onRunFinished;
   }
 
   /** Registers a sweep; when the scheduler already runs, it starts (and catches up) at once. */
@@ -234,6 +246,17 @@ export class Scheduler {
           },
         };
         log.error({ err, reason }, 'sweep failed');
+      }
+      try {
+        this.#onRunFinished?.({
+          name: def.name,
+          reason,
+          lagMs,
+          durationMs: sweep.stats.lastDurationMs ?? 0,
+          ok: sweep.stats.lastError === undefined,
+        });
+      } catch (err) {
+        log.error({ err }, 'onRunFinished hook threw');
       }
     })();
     const running = work.finally(() => {

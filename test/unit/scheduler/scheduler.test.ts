@@ -140,6 +140,31 @@ describe('Scheduler', () => {
     await scheduler.stop();
   });
 
+  test('onRunFinished reports each run (the metrics hook)', async () => {
+    const clock = new FakeClock(T0);
+    const reports: unknown[] = [];
+    const s = new Scheduler({
+      clock,
+      triggers: () => new ManualTrigger(),
+      onRunFinished: (r) => reports.push(r),
+    });
+    let fail = false;
+    s.add({
+      name: 'x',
+      everyMs: 1000,
+      run: async () => {
+        if (fail) throw new Error('boom');
+      },
+    });
+    await s.runNow('x');
+    fail = true;
+    await s.runNow('x');
+    assert.deepEqual(reports, [
+      { name: 'x', reason: 'manual', lagMs: 0, durationMs: 0, ok: true },
+      { name: 'x', reason: 'manual', lagMs: 0, durationMs: 0, ok: false },
+    ]);
+  });
+
   test('an unexpected error is recorded as internal without its message', async () => {
     const { scheduler } = manual();
     scheduler.add({
