@@ -4,6 +4,7 @@ import type { AuditLog } from '../audit/audit-log.js';
 import type { TokenService } from '../access/token-service.js';
 import type { VpnService } from '../vpn/service.js';
 import type { CertificateService } from '../lifecycle/certificate-service.js';
+import type { CaService } from '../ca/service.js';
 import type { Metrics } from './metrics.js';
 
 /** What the API needs from the rest of the daemon, wired by app/. */
@@ -17,6 +18,8 @@ export interface ApiDeps {
   readonly metrics?: Metrics;
   /** Managed certificates; undefined while sealed (it needs the sealer). */
   readonly certificates?: CertificateService;
+  /** Internal CAs (management, CRL, OCSP); undefined while sealed (they sign). */
+  readonly cas?: CaService;
   /** WireGuard networks; undefined while sealed (it needs the sealer). */
   readonly vpn?: VpnService;
   /** Sealed: the KEK is not loaded, only health answers. */

@@ -15,6 +15,8 @@ import { auditRoutes } from './routes/audit.js';
 import { statusRoutes } from './routes/status.js';
 import { vpnRoutes } from './routes/vpn.js';
 import { certificateRoutes } from './routes/certificates.js';
+import { caRoutes } from './routes/cas.js';
+import { revocationRoutes } from './routes/revocation.js';
 import { metricsRoutes } from './routes/metrics.js';
 
 export interface ApiServerOptions {
@@ -85,6 +87,8 @@ export function createApiServer(deps: ApiDeps, options: ApiServerOptions): Fasti
   void app.register(auditRoutes(deps));
   void app.register(vpnRoutes(deps));
   void app.register(certificateRoutes(deps));
+  void app.register(caRoutes(deps));
+  void app.register(revocationRoutes(deps));
   void app.register(metricsRoutes(deps));
   return app;
 }

@@ -7,6 +7,7 @@ import type { Config } from '../config/schema.js';
 import type { KekSecrets } from '../keys/software/kek.js';
 import type { SoftwareSealer } from '../keys/software/sealer.js';
 import { createApiServer } from '../api/server.js';
+import { createRevocationServer } from '../api/routes/revocation.js';
 import { createMetrics } from '../api/metrics.js';
 import { ensureDaemonCertificate } from '../ca/authority.js';
 import { createLogger } from './logger.js';
@@ -81,7 +82,9 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
         audit: services.audit,
         tokens: services.tokens,
         version: VERSION,
-        ...(unsealed === undefined ? {} : { vpn: unsealed.vpn, certificates: unsealed.certificates }),
+        ...(unsealed === undefined
+          ? {}
+          : { vpn: unsealed.vpn, certificates: unsealed.certificates, cas: unsealed.cas }),
         isSealed: () => sealer === undefined,
         notReadyReason: () => undefined,
       },
@@ -90,10 +93,45 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
     await app.listen({ host: config.listen.host, port: config.listen.port });
     const address = app.server.address() as AddressInfo;
     const url = `${tls ? 'https' : 'http'}://${urlHost(config.listen.host)}:${address.port}`;
+    // Relying parties fetch CRLs and OCSP over plain HTTP (RFC 5280 §4.2.1.13): a listener for just those.
+    const httpApp =
+      config.httpListen === undefined
+        ? undefined
+        : createRevocationServer(
+            {
+              clock,
+              store: services.store,
+              audit: services.audit,
+              tokens: services.tokens,
+              version: VERSION,
+              ...(unsealed === undefined ? {} : { cas: unsealed.cas }),
+              isSealed: () => sealer === undefined,
+              notReadyReason: () => undefined,
+            },
+            { logger },
+          );
+    let httpUrl: string | undefined;
+    if (httpApp !== undefined && config.httpListen !== undefined) {
+      try {
+        await httpApp.listen({ host: config.httpListen.host, port: config.httpListen.port });
+      } catch (err) {
+        await app.close();
+        throw err;
+      }
+      const port = (httpApp.server.address() as AddressInfo).port;
+      httpUrl = `http://${urlHost(config.httpListen.host)}:${port}`;
+      logger.info({ url: httpUrl }, 'serving CRLs and OCSP over plain HTTP');
+    }
+    // Until the scheduler owns it: rebuild each CRL once half of its validity has passed.
+    const crlTimer =
+      unsealed === undefined
+        ? undefined
+        : setInterval(() => void unsealed.cas.refreshCrls(clock.now()), CRL_SWEEP_MS);
+    crlTimer?.unref();
     const info = appPaths(config.dataDir).daemonInfo;
     await writeFileDurable(
       info,
-      `${JSON.stringify({ url, pid: process.pid, startedAt: clock.now().toISOString(), version: VERSION })}\n`,
+      `${JSON.stringify({ url, ...(httpUrl ? { httpUrl } : {}), pid: process.pid, startedAt: clock.now().toISOString(), version: VERSION })}\n`,
       0o644,
     );
     logger.info({ url, sealed: sealer === undefined, dataDir: config.dataDir }, 'keywright listening');
@@ -105,6 +143,8 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
         stopping ??= (async () => {
           logger.info({}, 'stopping');
           await rm(info, { force: true });
+          if (crlTimer) clearInterval(crlTimer);
+          await httpApp?.close();
           await app.close();
           await services.close();
           logger.info({}, 'stopped');
@@ -139,6 +179,9 @@ function urlHost(host: string): string {
   if (host === '::') return '[::1]';
   return host.includes(':') ? `[${host}]` : host;
 }
+
+/** How often the daemon asks whether a CRL is due (cheap: a comparison per CA). */
+const CRL_SWEEP_MS = 60_000;
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 

@@ -5,8 +5,8 @@ import type { Store } from '../store/port.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { SoftwareSealer } from '../keys/software/sealer.js';
 import { IssuerRegistry } from '../issuer/registry.js';
-import { CAS_COLLECTION, type CaRecord } from '../ca/authority.js';
-import { InternalCaIssuer } from '../ca/internal-issuer.js';
+import type { InternalCaIssuer } from '../ca/internal-issuer.js';
+import { CaService } from '../ca/service.js';
 import { CertificateService, type IssuanceOutcome } from '../lifecycle/certificate-service.js';
 import type { Metrics } from '../api/metrics.js';
 import { VpnService } from '../vpn/service.js';
@@ -15,7 +15,9 @@ import { EventBus } from '../lifecycle/event-bus.js';
 /** Everything that needs the KEK: built once the daemon is unsealed, in one place. */
 export interface UnsealedServices {
   readonly issuers: IssuerRegistry;
+  /** Live: CAs created or imported later appear here (and in `issuers`) at once. */
   readonly internalCas: ReadonlyMap<string, InternalCaIssuer>;
+  readonly cas: CaService;
   readonly certificates: CertificateService;
   readonly vpn: VpnService;
   /** Issued, renewed, revoked, deployed and rotated events, for /v1/events and the long polls. */
@@ -36,18 +38,19 @@ export function buildUnsealedServices(deps: {
     onListenerError: (err) => logger.error({ err }, 'an event subscriber failed'),
   });
   const issuers = new IssuerRegistry();
-  const internalCas = new Map<string, InternalCaIssuer>();
-  for (const ca of store.collection<CaRecord>(CAS_COLLECTION).list((c) => c.keyBlob !== undefined)) {
-    const issuer = new InternalCaIssuer({
-      name: ca.id,
-      store,
-      sealer,
-      clock,
-      ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
-    });
-    internalCas.set(ca.id, issuer);
-    issuers.register(issuer);
-  }
+  const cas = new CaService({
+    store,
+    sealer,
+    audit,
+    clock,
+    logger: logger.child({ component: 'ca' }),
+    registry: issuers,
+    ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
+    profiles: config.ca.profiles,
+    crlValidityMs: config.ca.crl.validity,
+    crlOfflineValidityMs: config.ca.crl.offlineValidity,
+    ocspValidityMs: config.ca.ocsp.validity,
+  });
   const certificates = new CertificateService({
     store,
     sealer,
@@ -79,5 +82,5 @@ export function buildUnsealedServices(deps: {
       });
     },
   });
-  return { issuers, internalCas, certificates, vpn, events };
+  return { issuers, internalCas: cas.issuers, cas, certificates, vpn, events };
 }

@@ -20,6 +20,7 @@ import { parseCertificate } from '../pki/certificate.js';
 import { createRoot, createIntermediate } from './hierarchy.js';
 import { buildLeafCertificate } from './issue.js';
 import { BUILTIN_PROFILES } from './profiles.js';
+import { LEDGER_COLLECTION, ledgerId, normaliseSerial, type LedgerRecord } from './ledger.js';
 
 export const CAS_COLLECTION = 'cas';
 export const DAEMON_TLS_COLLECTION = 'daemonTls';
@@ -37,6 +38,15 @@ export interface CaRecord extends StoredRecord {
   /** Blob key of the sealed private key; absent when the key is kept offline. */
   readonly keyBlob?: string;
   readonly createdAt: string;
+  /** How the CA came to be; absent on records made before this field existed (init). */
+  readonly origin?: 'init' | 'created' | 'imported';
+  /**
+   * An imported CA whose issuer is not a keywright CA: the certificates above it as the operator gave
+   * them (issuer first, the root last if it was included), PEM each.
+   */
+  readonly externalChainPem?: readonly string[];
+  /** When `disable-key` removed the sealed key from the store. */
+  readonly keyDisabledAt?: string;
 }
 
 export interface CaHierarchyConfig {
@@ -76,7 +86,7 @@ export async function ensureCaHierarchy(
     });
     root = await persistCa(
       deps,
-      { id: rootCfg.name, kind: 'root', keyType: rootCfg.key },
+      { id: rootCfg.name, kind: 'root', keyType: rootCfg.key, origin: 'init' },
       issued,
       privateKey,
     );
@@ -95,7 +105,7 @@ export async function ensureCaHierarchy(
     });
     intermediate = await persistCa(
       deps,
-      { id: interCfg.name, kind: 'intermediate', parent: root.id, keyType: interCfg.key },
+      { id: interCfg.name, kind: 'intermediate', parent: root.id, keyType: interCfg.key, origin: 'init' },
       issued,
       privateKey,
     );
@@ -103,13 +113,29 @@ export async function ensureCaHierarchy(
   return { root, intermediate };
 }
 
-async function persistCa(
+export interface CaRecordMeta {
+  readonly id: string;
+  readonly kind: 'root' | 'intermediate';
+  readonly parent?: string;
+  readonly keyType: CertKeyType;
+  readonly origin: 'init' | 'created' | 'imported';
+  readonly externalChainPem?: readonly string[];
+}
+
+/**
+ * Seals the CA key and commits the CA record, its key blob and (under a keywright parent) the parent's
+ * ledger line in one transaction, after the audit entry (`ca.create` or `ca.import`) is durable.
+ */
+export async function persistCa(
   deps: CaDeps,
-  meta: { id: string; kind: 'root' | 'intermediate'; parent?: string; keyType: CertKeyType },
+  meta: CaRecordMeta,
   issued: { pem: string; serialHex: string; notBefore: Date; notAfter: Date },
   key: KeyObject,
+  action: 'ca.create' | 'ca.import' = 'ca.create',
+  requestId?: string,
 ): Promise<CaRecord> {
   const sealed = await sealPrivateKey(deps.sealer, key, caKeyContext(meta.id));
+  const now = deps.clock.now().toISOString();
   const record: CaRecord = {
     ...meta,
     certificatePem: issued.pem,
@@ -117,18 +143,40 @@ async function persistCa(
     notBefore: issued.notBefore.toISOString(),
     notAfter: issued.notAfter.toISOString(),
     keyBlob: caKeyBlob(meta.id, issued.serialHex),
-    createdAt: deps.clock.now().toISOString(),
+    createdAt: now,
   };
   await deps.audit.append({
     actor: deps.actor,
-    action: 'ca.create',
+    action,
     subject: `ca:${meta.id}`,
     outcome: 'success',
-    details: { kind: meta.kind, keyType: meta.keyType, serial: issued.serialHex },
+    ...(requestId ? { requestId } : {}),
+    details: {
+      kind: meta.kind,
+      keyType: meta.keyType,
+      serial: issued.serialHex,
+      ...(meta.parent ? { parent: meta.parent } : {}),
+    },
   });
   await deps.store.tx((tx) => {
     tx.putBlob(record.keyBlob!, Buffer.from(JSON.stringify(sealed)));
     tx.collection<CaRecord>(CAS_COLLECTION).insert(record);
+    if (meta.parent !== undefined) {
+      // the parent's ledger knows its subordinate, so its CRL and OCSP can revoke it
+      const ledger = tx.collection<LedgerRecord>(LEDGER_COLLECTION);
+      const id = ledgerId(meta.parent, issued.serialHex);
+      if (ledger.find(id) === undefined) {
+        ledger.insert({
+          id,
+          ca: meta.parent,
+          serialHex: normaliseSerial(issued.serialHex),
+          notAfter: record.notAfter,
+          issuedAt: now,
+          names: [`ca:${meta.id}`],
+          kind: 'ca',
+        });
+      }
+    }
   });
   return record;
 }
@@ -157,6 +205,19 @@ export function getCa(store: Store, name: string): CaRecord {
   const ca = store.collection<CaRecord>(CAS_COLLECTION).find(name);
   if (ca === undefined) throw new CaError('CA_NOT_FOUND', `no CA named "${name}"`, { details: { ca: name } });
   return ca;
+}
+
+/**
+ * PEMs from the CA up: the CA's own certificate first, then its keywright parents, then any external
+ * chain an imported CA came with. `withRoot: false` leaves out a self-signed last certificate (what a
+ * server sends).
+ */
+export function chainPems(store: Store, name: string, options: { withRoot: boolean }): string[] {
+  const records = caChain(store, name);
+  const pems = records.map((c) => c.certificatePem);
+  pems.push(...(records.at(-1)?.externalChainPem ?? []));
+  while (!options.withRoot && pems.length > 0 && parseCertificate(pems.at(-1)!).selfIssued) pems.pop();
+  return pems;
 }
 
 /** The chain above a CA, issuing CA first, root last. */
@@ -244,10 +305,7 @@ export async function ensureDaemonCertificate(options: {
     clock,
   });
   const sealed = await sealPrivateKey(sealer, privateKey, daemonKeyContext(issued.serialHex));
-  const chainPem = caChain(store, issuerName)
-    .filter((c) => c.kind !== 'root')
-    .map((c) => c.certificatePem)
-    .join('');
+  const chainPem = chainPems(store, issuerName, { withRoot: false }).join('');
   const record: DaemonTlsRecord = {
     id: 'current',
     issuer: issuerName,
@@ -269,6 +327,14 @@ export async function ensureDaemonCertificate(options: {
   await store.tx((tx) => {
     tx.putBlob(record.keyBlob, Buffer.from(JSON.stringify(sealed)));
     tx.collection<DaemonTlsRecord>(DAEMON_TLS_COLLECTION).put(record);
+    tx.collection<LedgerRecord>(LEDGER_COLLECTION).insert({
+      id: ledgerId(issuerName, issued.serialHex),
+      ca: issuerName,
+      serialHex: normaliseSerial(issued.serialHex),
+      notAfter: record.notAfter,
+      issuedAt: clock.now().toISOString(),
+      names: sans,
+    });
     if (current !== undefined && current.keyBlob !== record.keyBlob) tx.deleteBlob(current.keyBlob);
   });
   logger.info({ serial: issued.serialHex, names: sans }, 'issued the daemon TLS certificate');

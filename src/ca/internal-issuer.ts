@@ -1,13 +1,13 @@
 /**
  * The internal CA as an Issuer (`ca:<name>`): signs CSRs under a profile and keeps the CA's ledger of
  * every serial it issued (the CRL and OCSP answer from it). The signing key is unsealed once and kept as
- * a KeyObject while the daemon runs.
+ * a KeyObject while the daemon runs; `forgetKey()` drops it when the key goes offline.
  */
 import type { KeyObject } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
 import { CaError } from '../core/errors.js';
 import type { Sealer } from '../keys/port.js';
-import type { Store, StoredRecord } from '../store/port.js';
+import type { Store } from '../store/port.js';
 import type {
   Issuer,
   IssueRequest,
@@ -17,29 +17,15 @@ import type {
   Revoker,
   RevokeRequest,
 } from '../issuer/port.js';
-import type { RevocationReason } from '../pki/revocation.js';
 import { parseCertificate, type ParsedCertificate } from '../pki/certificate.js';
+import { formatGeneralName, type GeneralName } from '../pki/general-name.js';
 import { buildLeafFromCsr } from './issue.js';
 import { BUILTIN_PROFILES, type Profile } from './profiles.js';
-import { caChain, getCa, loadCaKey } from './authority.js';
-import type { IssueUrls } from './sign.js';
+import { chainPems, getCa, loadCaKey } from './authority.js';
+import type { IssuedCertificate, IssueUrls } from './sign.js';
+import { LEDGER_COLLECTION, ledgerId, normaliseSerial, type LedgerRecord } from './ledger.js';
 
-export const LEDGER_COLLECTION = 'caIssued';
-
-/** One line of the CA's ledger (OpenSSL's index.txt, in the store). */
-export interface LedgerRecord extends StoredRecord {
-  /** `<ca>/<serialHex>` */
-  readonly id: string;
-  readonly ca: string;
-  readonly serialHex: string;
-  readonly notAfter: string;
-  readonly issuedAt: string;
-  readonly names: readonly string[];
-  readonly revokedAt?: string;
-  readonly reason?: RevocationReason;
-}
-
-export const ledgerId = (ca: string, serialHex: string): string => `${ca}/${serialHex.toLowerCase()}`;
+export { LEDGER_COLLECTION, ledgerId, type LedgerRecord } from './ledger.js';
 
 export interface InternalCaIssuerOptions {
   readonly name: string;
@@ -54,17 +40,25 @@ export interface InternalCaIssuerOptions {
   readonly onRevoked?: (ca: string, serialHex: string) => void | Promise<void>;
 }
 
+/** A signed leaf before it is recorded: what `beforeCommit` sees (to audit it with its serial). */
+export interface SignedLeaf extends IssuedCertificate {
+  readonly names: readonly GeneralName[];
+  readonly profile: string;
+}
+
 export class InternalCaIssuer implements Issuer, Revoker {
   readonly ref: IssuerRef;
+  readonly name: string;
   readonly #o: InternalCaIssuerOptions;
   #signer: { certificate: ParsedCertificate; key: KeyObject } | undefined;
 
   constructor(options: InternalCaIssuerOptions) {
     this.#o = options;
+    this.name = options.name;
     this.ref = `ca:${options.name}`;
   }
 
-  /** The CA certificate and its unsealed key, loaded once. */
+  /** The CA certificate and its unsealed key, loaded once. CA_KEY_UNAVAILABLE when the key is offline. */
   async signer(): Promise<{ certificate: ParsedCertificate; key: KeyObject }> {
     if (this.#signer) return this.#signer;
     const ca = getCa(this.#o.store, this.#o.name);
@@ -73,9 +67,18 @@ export class InternalCaIssuer implements Issuer, Revoker {
     return this.#signer;
   }
 
+  /** Drops the cached signing key (disable-key): the next signature needs the sealed blob again. */
+  forgetKey(): void {
+    this.#signer = undefined;
+  }
+
+  profiles(): Readonly<Record<string, Profile>> {
+    return this.#o.profiles ?? BUILTIN_PROFILES;
+  }
+
   profile(name: string | undefined): Profile {
-    const profiles: Readonly<Record<string, Profile>> = this.#o.profiles ?? BUILTIN_PROFILES;
-    const profile = profiles[name ?? 'server'];
+    const profiles = this.profiles();
+    const profile = Object.hasOwn(profiles, name ?? 'server') ? profiles[name ?? 'server'] : undefined;
     if (profile === undefined) {
       throw new CaError(
         'PROFILE_NOT_FOUND',
@@ -95,32 +98,46 @@ export class InternalCaIssuer implements Issuer, Revoker {
     return { crl: `${base}/crl/${ca}.crl`, ocsp: `${base}/ocsp/${ca}`, caIssuers: `${base}/ca/${ca}.crt` };
   }
 
-  async issue(request: IssueRequest, ctx: OpContext): Promise<IssueResult> {
+  issue(request: IssueRequest, ctx: OpContext): Promise<IssueResult> {
+    return this.signCsr(request, ctx);
+  }
+
+  /**
+   * Signs a CSR and records the serial in the ledger. `beforeCommit` runs between signing and recording
+   * (the audit entry of a bare CSR signing): if it throws, nothing is recorded and nothing is returned.
+   */
+  async signCsr(
+    request: IssueRequest,
+    ctx: OpContext,
+    beforeCommit?: (leaf: SignedLeaf) => Promise<void>,
+  ): Promise<IssueResult> {
     const signer = await this.signer();
     const urls = this.urls();
+    const profile = this.profile(request.profile);
     const issued = buildLeafFromCsr({
       issuer: signer,
       csr: request.csrDer,
-      sans: request.sans,
-      profile: this.profile(request.profile),
+      ...(request.sans.length > 0 ? { sans: request.sans } : {}),
+      profile,
       ...(request.lifetimeMs !== undefined ? { lifetimeMs: request.lifetimeMs } : {}),
       clock: ctx.clock,
       ...(urls ? { urls } : {}),
     });
+    await beforeCommit?.({ ...issued, profile: profile.name });
     const entry: LedgerRecord = {
       id: ledgerId(this.#o.name, issued.serialHex),
       ca: this.#o.name,
-      serialHex: issued.serialHex,
+      serialHex: normaliseSerial(issued.serialHex),
       notAfter: issued.notAfter.toISOString(),
       issuedAt: ctx.clock.now().toISOString(),
-      names: issued.names.map((n) => ('value' in n ? n.value : '')),
+      names: issued.names.map(formatGeneralName),
+      kind: 'leaf',
     };
     await this.#o.store.tx((tx) => tx.collection<LedgerRecord>(LEDGER_COLLECTION).insert(entry));
-    const chain = caChain(this.#o.store, this.#o.name).filter((c) => c.kind !== 'root');
     return {
       issuer: this.ref,
       certificatePem: issued.pem,
-      chainPem: chain.map((c) => c.certificatePem),
+      chainPem: chainPems(this.#o.store, this.#o.name, { withRoot: false }),
       serialHex: issued.serialHex,
       notBefore: issued.notBefore,
       notAfter: issued.notAfter,
@@ -130,6 +147,11 @@ export class InternalCaIssuer implements Issuer, Revoker {
   async revoke(request: RevokeRequest, ctx: OpContext): Promise<void> {
     const id = ledgerId(this.#o.name, request.serialHex);
     const at = ctx.clock.now().toISOString();
+    if (request.reason === 'removeFromCRL') {
+      throw new CaError('REVOCATION_INVALID', 'removeFromCRL belongs in delta CRLs only (RFC 5280 §5.3.1)', {
+        details: { ca: this.#o.name, serial: request.serialHex },
+      });
+    }
     await this.#o.store.tx((tx) => {
       const ledger = tx.collection<LedgerRecord>(LEDGER_COLLECTION);
       if (ledger.find(id) === undefined) {
@@ -139,14 +161,12 @@ export class InternalCaIssuer implements Issuer, Revoker {
       }
       ledger.update(id, (r) => (r.revokedAt ? r : { ...r, revokedAt: at, reason: request.reason }));
     });
-    await this.#o.onRevoked?.(this.#o.name, request.serialHex);
+    await this.#o.onRevoked?.(this.#o.name, normaliseSerial(request.serialHex));
   }
 
   /** The ledger entry for a serial (OCSP), or undefined when this CA never issued it. */
   lookup(serialHex: string): LedgerRecord | undefined {
-    return this.#o.store
-      .collection<LedgerRecord>(LEDGER_COLLECTION)
-      .find(ledgerId(this.#o.name, serialHex.replace(/^0+(?=.)/, '')));
+    return this.#o.store.collection<LedgerRecord>(LEDGER_COLLECTION).find(ledgerId(this.#o.name, serialHex));
   }
 
   /** Revoked entries (CRL input). */

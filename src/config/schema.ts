@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { isIP } from 'node:net';
 import { CERT_KEY_TYPES } from '../pki/key-spec.js';
+import { KEY_USAGES } from '../pki/extensions.js';
 import { parseDuration } from '../core/duration.js';
 import { NAME_PATTERN } from '../core/ids.js';
 
@@ -169,6 +170,39 @@ const certificate = z.strictObject({
 
 const caKey = z.enum(CERT_KEY_TYPES);
 
+/**
+ * An issuance profile from configuration, layered over a built-in one (`base`, or the built-in of the
+ * same name, else `server`): fields given replace the base's, the rest are inherited. docs/ca.md.
+ */
+const caProfile = z.strictObject({
+  name,
+  /** The CAs that offer it; every CA when absent. */
+  cas: z.array(name).min(1).optional(),
+  base: z.enum(['server', 'client', 'server-client']).optional(),
+  description: z.string().max(200).optional(),
+  names: z
+    .strictObject({
+      dns: z.array(z.string().min(1).max(253)).optional(),
+      ip: z.array(z.string().min(1).max(64)).optional(),
+      email: z.array(z.string().min(1).max(254)).optional(),
+      uri: z.array(z.string().min(1).max(2048)).optional(),
+    })
+    .optional(),
+  allowWildcards: z.boolean().optional(),
+  maxNames: z.number().int().min(1).max(1000).optional(),
+  keyTypes: z.array(z.enum(['ec', 'rsa', 'ed25519'])).min(1).optional(),
+  ecCurves: z.array(z.enum(['P-256', 'P-384'])).min(1).optional(),
+  minRsaBits: z.number().int().min(2048).max(16384).optional(),
+  defaultLifetime: duration.optional(),
+  maxLifetime: duration.optional(),
+  keyUsages: z.array(z.enum(KEY_USAGES)).min(1).optional(),
+  extKeyUsages: z
+    .array(z.enum(['serverAuth', 'clientAuth', 'codeSigning', 'emailProtection', 'timeStamping']))
+    .min(1)
+    .optional(),
+});
+export type CaProfileConfig = z.output<typeof caProfile>;
+
 /** Which identifiers and certificates an ACME solver serves; both absent: everything. */
 const acmeSolverMatch = {
   /** `example.com`, `*.example.com` (any name below), `10.0.0.5`, `10.0.0.0/8`, `*`. */
@@ -244,6 +278,21 @@ export const configSchema = z.strictObject({
           lifetime: duration.default(1825 * 86_400_000),
         })
         .prefault({}),
+      crl: z
+        .strictObject({
+          /** nextUpdate = thisUpdate + validity; rebuilt on every revocation and once half of it has passed. */
+          validity: duration.default(7 * 86_400_000),
+          /** Validity of the last CRL a CA signs when disable-key takes its key offline. */
+          offlineValidity: duration.default(365 * 86_400_000),
+        })
+        .prefault({}),
+      ocsp: z
+        .strictObject({
+          /** nextUpdate of OCSP responses (signed per request). */
+          validity: duration.default(3_600_000),
+        })
+        .prefault({}),
+      profiles: z.array(caProfile).default([]),
     })
     .prefault({}),
   acme: acme.prefault({}),

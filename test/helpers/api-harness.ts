@@ -53,6 +53,8 @@ export async function startApi(
     vpn?: (base: { store: Store; audit: AuditLog }) => VpnService;
     /** Unsealed: a fresh KEK, the default CA hierarchy and every unsealed service (certificates, CAs, …). */
     unsealed?: boolean;
+    /** Configuration keys for the unsealed services (top-level keys replace the harness's). */
+    config?: Record<string, unknown>;
   } = {},
 ): Promise<Harness> {
   const dataDir = await tempDir(t, 'kw-api-');
@@ -65,7 +67,7 @@ export async function startApi(
   let sealer: SoftwareSealer | undefined;
   if (options.unsealed) {
     sealer = new SoftwareSealer(createKeyRing(randomBytes(32)));
-    const config = parseConfig({ dataDir, ca: { root: { key: 'ec-p256' } } }, 'test');
+    const config = parseConfig({ dataDir, ca: { root: { key: 'ec-p256' } }, ...options.config }, 'test');
     await ensureCaHierarchy({ store, sealer, audit, clock: systemClock, config: config.ca, actor: 'test' });
     metrics = createMetrics({ store, audit, nowMs: () => systemClock.nowMs() });
     unsealed = buildUnsealedServices({
@@ -85,7 +87,7 @@ export async function startApi(
       audit,
       tokens,
       version: 'test',
-      ...(unsealed ? { certificates: unsealed.certificates, vpn: unsealed.vpn } : {}),
+      ...(unsealed ? { certificates: unsealed.certificates, vpn: unsealed.vpn, cas: unsealed.cas } : {}),
       ...(metrics ? { metrics } : {}),
       ...(options.vpn ? { vpn: options.vpn({ store, audit }) } : {}),
       isSealed: () => sealed.value,
