@@ -7,6 +7,7 @@ import type { StoredRecord } from '../store/port.js';
 import type { CertKeyType } from '../pki/key-spec.js';
 import type { IssuerRef, RevocationReason } from '../issuer/port.js';
 import type { DeployTargetConfig } from '../config/schema.js';
+import type { TargetState } from '../deploy/run.js';
 
 export const CERTIFICATES_COLLECTION = 'certificates';
 export const VERSIONS_COLLECTION = 'certVersions';
@@ -40,6 +41,8 @@ export interface CertificateRecord extends StoredRecord, CertificateSpec {
   readonly retired?: boolean;
   /** Where each new version goes (config-declared certificates). */
   readonly deploy?: readonly DeployTargetConfig[];
+  /** Per deploy target: what it last delivered, its last error and when to retry. */
+  readonly deployState?: readonly TargetState[];
   /** Set by a manual renew request or a spec change; cleared by the next issuance. */
   readonly renewRequested?: string;
 }
