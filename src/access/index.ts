@@ -9,7 +9,7 @@ export {
   scopeProblem,
   validateScopes,
 } from './scopes.js';
-export type { Principal, TokenPrincipal } from './principal.js';
+export type { MtlsPrincipal, Principal, TokenPrincipal } from './principal.js';
 export { principalActor } from './principal.js';
 export { authorize, inScope, isAllowed } from './policy.js';
 export { TOKEN_PATTERN, TOKEN_PREFIX, hashToken, isWellFormedToken } from './token-format.js';

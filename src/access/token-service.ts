@@ -5,7 +5,7 @@ import type { TokenId } from '../core/ids.js';
 import { newId } from '../core/ids.js';
 import type { Store, StoredRecord } from '../store/port.js';
 import { authorize } from './policy.js';
-import type { Principal } from './principal.js';
+import type { Principal, TokenPrincipal } from './principal.js';
 import type { Action, Role } from './roles.js';
 import { ROLES, isRole } from './roles.js';
 import type { Resource } from './scopes.js';
@@ -172,7 +172,7 @@ export class TokenService {
    * The principal for a presented bearer token. Malformed, unknown, expired and revoked tokens all throw
    * the same AccessError AUTH_INVALID.
    */
-  authenticate(bearer: string): Principal {
+  authenticate(bearer: string): TokenPrincipal {
     if (!isWellFormedToken(bearer)) throw invalidToken();
     const hash = hashToken(bearer);
     if (this.#byHash === undefined) this.reload();

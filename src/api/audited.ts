@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import type { ApiDeps } from './deps.js';
+import { principalActor } from '../access/principal.js';
 
 export interface AuditedAction {
   readonly action: string;
@@ -10,7 +11,7 @@ export interface AuditedAction {
 /** The actor recorded for a request: the token id (never the token), or the mTLS identity. */
 export function actorOf(request: FastifyRequest): string {
   const p = request.principal;
-  return p === undefined ? 'anonymous' : p.tokenId;
+  return p === undefined ? 'anonymous' : principalActor(p);
 }
 
 /**

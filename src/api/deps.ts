@@ -4,6 +4,7 @@ import type { AuditLog } from '../audit/audit-log.js';
 import type { TokenService } from '../access/token-service.js';
 import type { VpnService } from '../vpn/service.js';
 import type { CertificateService } from '../lifecycle/certificate-service.js';
+import type { EventBus } from '../lifecycle/event-bus.js';
 import type { CaService } from '../ca/service.js';
 import type { Metrics } from './metrics.js';
 
@@ -22,6 +23,8 @@ export interface ApiDeps {
   readonly cas?: CaService;
   /** WireGuard networks; undefined while sealed (it needs the sealer). */
   readonly vpn?: VpnService;
+  /** Distribution events (SSE, long-poll wake-ups); undefined while sealed. */
+  readonly events?: EventBus;
   /** Sealed: the KEK is not loaded, only health answers. */
   isSealed(): boolean;
   /** Extra readiness checks (store open, KEK loaded); a string names what is not ready. */

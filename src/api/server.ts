@@ -18,11 +18,26 @@ import { certificateRoutes } from './routes/certificates.js';
 import { caRoutes } from './routes/cas.js';
 import { revocationRoutes } from './routes/revocation.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { eventRoutes } from './routes/events.js';
+import rateLimit from '@fastify/rate-limit';
+import type { TLSSocket } from 'node:tls';
+import { principalActor } from '../access/principal.js';
+import { MtlsAuthenticator, checkIdentityRules, type MtlsIdentityRule } from './auth/mtls.js';
 
 export interface ApiServerOptions {
   readonly logger: FastifyBaseLogger;
   readonly bodyLimit: number;
-  readonly https?: { key: string | Buffer; cert: string | Buffer } | undefined;
+  /**
+   * HTTPS. With `clientCa` the listener asks for (never requires) a client certificate and checks it
+   * against these CA certificates; `mtlsIdentities` then maps it to a role and scopes.
+   */
+  readonly https?:
+    { key: string | Buffer; cert: string | Buffer; clientCa?: readonly string[] | undefined } | undefined;
+  readonly mtlsIdentities?: readonly MtlsIdentityRule[];
+  /** Requests per minute per token, mTLS identity, or client address (unauthenticated); none when absent. */
+  readonly rateLimit?: number;
+  /** Server-sent events heartbeat interval; 15 s by default. */
+  readonly eventsHeartbeatMs?: number;
 }
 
 declare module 'fastify' {
@@ -41,7 +56,7 @@ export function createApiServer(deps: ApiDeps, options: ApiServerOptions): Fasti
   const app = Fastify({
     loggerInstance: options.logger,
     bodyLimit: options.bodyLimit,
-    ...(options.https ? { https: options.https } : {}),
+    ...(options.https ? { https: httpsOptions(options.https) } : {}),
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(given) ? given : randomUUID();
@@ -53,6 +68,15 @@ export function createApiServer(deps: ApiDeps, options: ApiServerOptions): Fasti
   // JSON only: a text/plain body is refused (415-style) rather than handed to handlers as a string.
   app.removeContentTypeParser('text/plain');
 
+  const mtls =
+    options.https?.clientCa !== undefined
+      ? new MtlsAuthenticator({
+          store: deps.store,
+          clock: deps.clock,
+          identities: checkIdentityRules(options.mtlsIdentities ?? []),
+        })
+      : undefined;
+
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
     const config = request.routeOptions.config;
@@ -63,8 +87,23 @@ export function createApiServer(deps: ApiDeps, options: ApiServerOptions): Fasti
       );
     }
     if (config.public) return;
-    request.principal = authenticate(deps, request);
+    request.principal = authenticate(deps, request, mtls);
   });
+
+  if (options.rateLimit !== undefined) {
+    // Route-level onRequest hooks run after the authentication hook above, so the key is the caller.
+    void app.register(rateLimit, {
+      max: options.rateLimit,
+      timeWindow: 60_000,
+      keyGenerator: (request) => (request.principal ? principalActor(request.principal) : `ip:${request.ip}`),
+      errorResponseBuilder: (_request, context) =>
+        new ApiError(
+          'API_RATE_LIMITED',
+          `too many requests: at most ${context.max} a minute for this caller; retry in ${context.after}`,
+          { details: { limit: context.max, retryAfterSeconds: Math.ceil(context.ttl / 1000) } },
+        ),
+    });
+  }
 
   app.setNotFoundHandler((request) => {
     throw new ApiError('API_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`);
@@ -75,7 +114,11 @@ export function createApiServer(deps: ApiDeps, options: ApiServerOptions): Fasti
     const problem = toProblem(appError, request.id);
     if (problem.status >= 500) request.log.error({ err: error, code: appError.code }, 'request failed');
     else request.log.info({ code: appError.code, status: problem.status }, 'request refused');
-    if (appError.code === 'AUTH_REQUIRED' || appError.code === 'AUTH_INVALID') {
+    if (
+      appError.code === 'AUTH_REQUIRED' ||
+      appError.code === 'AUTH_INVALID' ||
+      appError.code === 'AUTH_CERT_INVALID'
+    ) {
       void reply.header('www-authenticate', 'Bearer realm="keywright"');
     }
     return reply.status(problem.status).type('application/problem+json').send(problem);
@@ -90,13 +133,37 @@ export function createApiServer(deps: ApiDeps, options: ApiServerOptions): Fasti
   void app.register(caRoutes(deps));
   void app.register(revocationRoutes(deps));
   void app.register(metricsRoutes(deps));
+  void app.register(
+    eventRoutes(
+      deps,
+      options.eventsHeartbeatMs === undefined ? {} : { heartbeatMs: options.eventsHeartbeatMs },
+    ),
+  );
   return app;
 }
 
-function authenticate(deps: ApiDeps, request: FastifyRequest): Principal {
+function httpsOptions(https: NonNullable<ApiServerOptions['https']>) {
+  const { clientCa, ...base } = https;
+  if (clientCa === undefined) return base;
+  // Ask, never require: token clients keep working; authenticate() decides what a certificate is worth.
+  return { ...base, ca: [...clientCa], requestCert: true, rejectUnauthorized: false };
+}
+
+/** A bearer token when one is sent; otherwise a client certificate, when the listener asks for one. */
+function authenticate(
+  deps: ApiDeps,
+  request: FastifyRequest,
+  mtls: MtlsAuthenticator | undefined,
+): Principal {
   const header = request.headers.authorization;
   if (header === undefined || header === '') {
-    throw new AppError('AUTH_REQUIRED', 'this route needs a bearer token: send "Authorization: Bearer kw_…"');
+    const socket = request.raw.socket as TLSSocket;
+    const fromCertificate = mtls !== undefined && socket.encrypted ? mtls.authenticate(socket) : undefined;
+    if (fromCertificate !== undefined) return fromCertificate;
+    throw new AppError(
+      'AUTH_REQUIRED',
+      'this route needs a bearer token ("Authorization: Bearer kw_…") or a client certificate from the internal CA',
+    );
   }
   const m = /^Bearer ([^\s]+)$/i.exec(header);
   if (!m) throw new AppError('AUTH_INVALID', 'the Authorization header must be "Bearer <token>"');

@@ -8,6 +8,7 @@ import type { KekSecrets } from '../keys/software/kek.js';
 import type { SoftwareSealer } from '../keys/software/sealer.js';
 import { createApiServer } from '../api/server.js';
 import { createRevocationServer } from '../api/routes/revocation.js';
+import { clientCaCertificates } from '../api/auth/mtls.js';
 import { createMetrics } from '../api/metrics.js';
 import { ensureDaemonCertificate } from '../ca/authority.js';
 import { createLogger } from './logger.js';
@@ -84,11 +85,26 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
         version: VERSION,
         ...(unsealed === undefined
           ? {}
-          : { vpn: unsealed.vpn, certificates: unsealed.certificates, cas: unsealed.cas }),
+          : {
+              vpn: unsealed.vpn,
+              certificates: unsealed.certificates,
+              events: unsealed.events,
+              cas: unsealed.cas,
+            }),
         isSealed: () => sealer === undefined,
         notReadyReason: () => undefined,
       },
-      { logger, bodyLimit: config.api.bodyLimit, https: tls },
+      {
+        logger,
+        bodyLimit: config.api.bodyLimit,
+        rateLimit: config.api.rateLimit,
+        // Client certificates are checked against the internal CAs only once they can be trusted (unsealed).
+        https:
+          tls === undefined || sealer === undefined
+            ? tls
+            : { ...tls, clientCa: clientCaCertificates(services.store) },
+        mtlsIdentities: config.api.mtls.identities,
+      },
     );
     await app.listen({ host: config.listen.host, port: config.listen.port });
     const address = app.server.address() as AddressInfo;

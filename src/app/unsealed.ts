@@ -35,6 +35,7 @@ export function buildUnsealedServices(deps: {
 }): UnsealedServices {
   const { config, store, sealer, audit, clock, logger, metrics } = deps;
   const events = new EventBus({
+    firstId: clock.nowMs() * 1000,
     onListenerError: (err) => logger.error({ err }, 'an event subscriber failed'),
   });
   const issuers = new IssuerRegistry();

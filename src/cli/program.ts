@@ -6,6 +6,7 @@ import { statusCommand } from './commands/status.js';
 import { auditCommand } from './commands/audit.js';
 import { certCommand } from './commands/cert.js';
 import { vpnCommand } from './commands/vpn.js';
+import { agentCommand } from './commands/agent.js';
 import { daemonCommands } from './commands/daemon.js';
 
 export { VERSION } from '../app/version.js';
@@ -38,6 +39,7 @@ export function buildProgram(io: CliIo): Command {
   auditCommand(program, io, globals);
   certCommand(program, io, globals);
   vpnCommand(program, io, globals);
+  agentCommand(program, io, globals);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

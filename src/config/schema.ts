@@ -74,6 +74,23 @@ const api = z.strictObject({
     .default(1024 * 1024),
   /** Requests per minute per token (or per IP when unauthenticated). */
   rateLimit: z.number().int().min(1).default(6000),
+  /** Services that authenticate with a client certificate from the internal CA (docs/distribution.md). */
+  mtls: z
+    .strictObject({
+      /** SAN → role and scopes; the first rule that matches one of the certificate's URIs or DNS names wins. */
+      identities: z
+        .array(
+          z.strictObject({
+            /** A SAN URI (`spiffe://…`) or DNS name; a trailing `*` matches any rest. */
+            match: z.string().min(1).max(120),
+            /** Not admin: a certificate that leaks would otherwise mint tokens. */
+            role: z.enum(['operator', 'issuer', 'reader', 'service']),
+            scopes: z.array(z.string().min(1).max(200)).max(64).default([]),
+          }),
+        )
+        .default([]),
+    })
+    .prefault({}),
 });
 
 const san = z.string().min(1).max(253);

@@ -75,6 +75,10 @@ export const ERROR_CATALOGUE = {
   // access
   AUTH_REQUIRED: entry('unauthenticated', 'The request needs a bearer token or client certificate.'),
   AUTH_INVALID: entry('unauthenticated', 'The token is unknown, malformed, expired or revoked.'),
+  AUTH_CERT_INVALID: entry(
+    'unauthenticated',
+    'The client certificate is expired, revoked, not from the internal CA, or not for client authentication.',
+  ),
   ACCESS_DENIED: entry('forbidden', "The caller's role or scope does not allow this."),
   TOKEN_NOT_FOUND: entry('not_found', 'No token has this id.'),
   // api
@@ -130,6 +134,11 @@ export const ERROR_CATALOGUE = {
   VPN_NOT_FOUND: entry('not_found', 'No such VPN network or peer.'),
   VPN_CONFLICT: entry('conflict', 'The VPN network, peer or address exists already or overlaps.'),
   VPN_POOL_EXHAUSTED: entry('conflict', 'The network has no free address left.'),
+  // agent
+  AGENT_OUTPUT_UNWRITABLE: entry(
+    'invalid',
+    "The agent's output directory is missing or not writable; nothing was written.",
+  ),
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -13,6 +13,9 @@ import type { CertificateRecord, VersionRecord } from '../../lifecycle/records.j
 import type { ApiDeps } from '../deps.js';
 import { parseInput } from '../validate.js';
 import { actorOf, audited } from '../audited.js';
+import { longPolls, waitParam } from '../long-poll.js';
+import { etagMatches } from '../../vpn/index.js';
+import { SEALED_MEDIA_TYPE, SEAL_KEY_HEADER, parseSealRecipient, sealTo } from '../auth/sealed-delivery.js';
 
 const durationText = z.string().refine((v) => {
   try {
@@ -57,7 +60,11 @@ const revokeBody = z.strictObject({
     .regex(/^[0-9a-fA-F:]{1,64}$/)
     .optional(),
 });
-const bundleQuery = z.strictObject({ format: z.enum(['pem', 'json', 'p12']).default('json') });
+const bundleQuery = z.strictObject({
+  format: z.enum(['pem', 'json', 'p12', 'sealed']).default('json'),
+  /** Long poll: while If-None-Match matches, hold up to this many seconds for a new version. */
+  wait: waitParam,
+});
 
 export function certificateView(c: CertificateRecord) {
   return {
@@ -109,6 +116,8 @@ function opContext(deps: ApiDeps, request: FastifyRequest): OpContext {
 
 export function certificateRoutes(deps: ApiDeps): FastifyPluginAsync {
   return async (app) => {
+    const hold = longPolls(app);
+
     app.get('/v1/certificates', (request) => {
       authorize(request.principal!, 'cert.read');
       const certs = service(deps)
@@ -204,26 +213,76 @@ export function certificateRoutes(deps: ApiDeps): FastifyPluginAsync {
 
     app.get('/v1/certificates/:name/bundle', async (request, reply) => {
       const { name } = parseInput(nameParams, request.params, 'params');
-      const { format } = parseInput(bundleQuery, request.query, 'query');
+      const { format, wait } = parseInput(bundleQuery, request.query, 'query');
       const resource = { kind: 'cert', name } as const;
       // Readers pull the public part; services (key.export) pull the whole bundle.
       const withKey = isAllowed(request.principal!, 'key.export', resource);
-      if (!withKey) authorize(request.principal!, format === 'p12' ? 'key.export' : 'cert.read', resource);
+      const needsKey = format === 'p12' || format === 'sealed';
+      if (!withKey) authorize(request.principal!, needsKey ? 'key.export' : 'cert.read', resource);
+      // Checked before any wait, so a bad key is refused at once, not after the poll.
+      const recipient =
+        format === 'sealed' ? parseSealRecipient(request.headers[SEAL_KEY_HEADER]) : undefined;
       const certs = service(deps);
-      const current = certs.current(name);
-      const etag = `"${current.fingerprint.slice(0, 32)}${withKey ? '-k' : ''}-${format}"`;
+      let current = certs.current(name);
+      const etagOf = () => `"${current.fingerprint.slice(0, 32)}${withKey ? '-k' : ''}-${format}"`;
+      const ifNoneMatch = request.headers['if-none-match'];
+      await hold(reply, {
+        waitSeconds: wait,
+        unchanged: () => {
+          current = certs.current(name);
+          return etagMatches(ifNoneMatch, etagOf());
+        },
+        waitForChange: (ms, signal) =>
+          deps.events
+            ? deps.events.waitFor((e) => e.resource.kind === 'cert' && e.resource.name === name, ms, signal)
+            : new Promise((resolve) => setTimeout(resolve, Math.min(ms, 1000))),
+      });
+      const etag = etagOf();
       void reply.header('etag', etag).header('cache-control', 'no-store');
-      if (request.headers['if-none-match'] === etag) return reply.status(304).send();
+      if (etagMatches(ifNoneMatch, etag)) return reply.status(304).send();
+      const version = current.version;
       const material = withKey
         ? await audited(
             deps,
             request,
-            { action: 'key.export', subject: `cert:${name}`, details: { version: current.version, format } },
+            {
+              action: 'key.export',
+              subject: `cert:${name}`,
+              details: { version, format, ...(recipient ? { sealedTo: recipient.kid } : {}) },
+            },
             () => certs.bundle(name, true),
           )
         : await certs.bundle(name, false);
-      return sendBundle(reply, request, name, format, material);
+      if (material.version.id !== current.id) {
+        current = material.version; // a renewal committed in between: label what is sent
+        void reply.header('etag', etagOf());
+      }
+      if (recipient !== undefined) {
+        const json = JSON.stringify(bundleJson(name, material));
+        const jwe = await sealTo(recipient, Buffer.from(json), {
+          certificate: name,
+          version: current.version,
+        });
+        return reply.type(SEALED_MEDIA_TYPE).send(jwe);
+      }
+      return sendBundle(reply, request, name, format as 'pem' | 'json' | 'p12', material);
     });
+  };
+}
+
+/** The JSON bundle (format=json, and the plaintext of format=sealed). */
+function bundleJson(name: string, m: BundleMaterial) {
+  const keyPem = m.privateKey?.export({ type: 'pkcs8', format: 'pem' }) as string | undefined;
+  return {
+    name,
+    version: m.version.version,
+    serial: m.version.serialHex,
+    notAfter: m.version.notAfter,
+    fingerprint: m.version.fingerprint,
+    certificate: m.certificatePem,
+    chain: m.chainPem.join(''),
+    fullchain: [m.certificatePem, ...m.chainPem].join(''),
+    ...(keyPem ? { privateKey: keyPem } : {}),
   };
 }
 
@@ -238,17 +297,7 @@ function sendBundle(
   const fullchain = [m.certificatePem, ...m.chainPem].join('');
   switch (format) {
     case 'json':
-      return reply.send({
-        name,
-        version: m.version.version,
-        serial: m.version.serialHex,
-        notAfter: m.version.notAfter,
-        fingerprint: m.version.fingerprint,
-        certificate: m.certificatePem,
-        chain: m.chainPem.join(''),
-        fullchain,
-        ...(keyPem ? { privateKey: keyPem } : {}),
-      });
+      return reply.send(bundleJson(name, m));
     case 'pem':
       return reply
         .type('application/pem-certificate-chain')

@@ -1,6 +1,13 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { authorize } from '../../access/policy.js';
 import type { ApiDeps } from '../deps.js';
+import type { Principal } from '../../access/principal.js';
+
+function principalView(p: Principal) {
+  return p.kind === 'token'
+    ? { tokenId: p.tokenId, role: p.role }
+    : { identity: p.identity, serial: p.serialHex, role: p.role };
+}
 
 export function statusRoutes(deps: ApiDeps): FastifyPluginAsync {
   const startedAt = deps.clock.now();
@@ -13,7 +20,7 @@ export function statusRoutes(deps: ApiDeps): FastifyPluginAsync {
         uptimeSeconds: Math.round((deps.clock.nowMs() - startedAt.getTime()) / 1000),
         sealed: deps.isSealed(),
         schemaVersion: deps.store.schemaVersion,
-        principal: { tokenId: request.principal!.tokenId, role: request.principal!.role },
+        principal: principalView(request.principal!),
       };
     });
   };

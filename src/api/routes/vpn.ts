@@ -14,6 +14,7 @@ import {
 import type { ApiDeps } from '../deps.js';
 import { actorOf } from '../audited.js';
 import { parseInput } from '../validate.js';
+import { longPolls, waitParam } from '../long-poll.js';
 
 const name = z.string().min(1).max(64);
 const duration = (field: string) =>
@@ -59,7 +60,7 @@ const netParams = z.strictObject({ net: name });
 const peerParams = z.strictObject({ net: name, peer: name });
 const configQuery = z.strictObject({
   /** Long poll: when If-None-Match still matches, wait up to this many seconds for a change. */
-  wait: z.coerce.number().int().min(0).max(300).optional(),
+  wait: waitParam,
 });
 
 function who(request: FastifyRequest): VpnActor {
@@ -78,11 +79,7 @@ const resource = (net: string, peer?: string) => ({
  */
 export function vpnRoutes(deps: ApiDeps): FastifyPluginAsync {
   return async (app) => {
-    const waits = new Set<AbortController>();
-    // A long poll must not hold a graceful stop for minutes.
-    app.addHook('preClose', async () => {
-      for (const w of waits) w.abort();
-    });
+    const hold = longPolls(app);
 
     const vpn = (): VpnService => {
       if (deps.vpn === undefined) {
@@ -170,22 +167,14 @@ export function vpnRoutes(deps: ApiDeps): FastifyPluginAsync {
       const { wait } = parseInput(configQuery, request.query, 'query');
       const ifNoneMatch = request.headers['if-none-match'];
       let { etag } = vpn().configState(net, peer);
-      if (etagMatches(ifNoneMatch, etag) && wait !== undefined && wait > 0) {
-        const abort = new AbortController();
-        waits.add(abort);
-        const onClose = () => abort.abort();
-        reply.raw.once('close', onClose); // the client went away
-        try {
-          const deadline = Date.now() + wait * 1000;
-          while (etagMatches(ifNoneMatch, etag) && !abort.signal.aborted && Date.now() < deadline) {
-            await vpn().waitForChange(net, deadline - Date.now(), abort.signal);
-            ({ etag } = vpn().configState(net, peer));
-          }
-        } finally {
-          reply.raw.off('close', onClose);
-          waits.delete(abort);
-        }
-      }
+      await hold(reply, {
+        waitSeconds: wait,
+        unchanged: () => {
+          ({ etag } = vpn().configState(net, peer));
+          return etagMatches(ifNoneMatch, etag);
+        },
+        waitForChange: (ms, signal) => vpn().waitForChange(net, ms, signal),
+      });
       void reply.header('cache-control', 'no-store');
       if (etagMatches(ifNoneMatch, etag)) return reply.status(304).header('etag', etag).send();
       const rendered = await vpn().exportConfig(net, peer, who(request));

@@ -1,0 +1,149 @@
+import { request as httpRequest, Agent as HttpAgent } from 'node:http';
+import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
+import { AppError, ERROR_CATALOGUE, type ErrorCode } from '../core/errors.js';
+
+/** How the agent reaches and authenticates to the daemon. */
+export interface AgentConnection {
+  readonly server: string;
+  readonly token?: string | undefined;
+  /** PEM trust for the daemon's HTTPS (its internal root); the system store when absent. */
+  readonly ca?: string | undefined;
+  /** mTLS instead of (or beside) a token: PEM certificate chain and key from the internal CA. */
+  readonly clientCert?: string | undefined;
+  readonly clientKey?: string | undefined;
+}
+
+export interface BundleRequest {
+  readonly certificate: string;
+  readonly format: 'json' | 'sealed';
+  readonly ifNoneMatch?: string | undefined;
+  /** Long poll: seconds the daemon may hold the request while If-None-Match is current. */
+  readonly waitSeconds?: number | undefined;
+  /** base64url SPKI DER of the agent's own public key (format=sealed). */
+  readonly sealKey?: string | undefined;
+  readonly signal?: AbortSignal | undefined;
+}
+
+export type BundleResponse =
+  | { readonly status: 304; readonly etag: string | undefined }
+  | { readonly status: 200; readonly etag: string | undefined; readonly body: Buffer };
+
+/** Answers with no body but a status a retry can fix: the daemon closing, a proxy in front of it. */
+const RETRYABLE_STATUS = new Set([408, 425, 429, 500, 502, 503, 504]);
+
+/** A small client for the one call the agent makes; keeps connections alive between polls. */
+export class BundleClient {
+  readonly #c: AgentConnection;
+  readonly #url: URL;
+  readonly #agent: HttpAgent;
+
+  constructor(connection: AgentConnection) {
+    this.#c = connection;
+    let url: URL;
+    try {
+      url = new URL(connection.server);
+    } catch {
+      throw new AppError(
+        'INVALID_ARGUMENT',
+        `--server ${connection.server}: not a URL; use https://HOST:PORT`,
+      );
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+      throw new AppError('INVALID_ARGUMENT', `--server ${connection.server}: use an https:// URL`);
+    }
+    this.#url = url;
+    this.#agent =
+      url.protocol === 'https:'
+        ? new HttpsAgent({
+            keepAlive: true,
+            maxSockets: 2,
+            ...(connection.ca ? { ca: connection.ca } : {}),
+            ...(connection.clientCert ? { cert: connection.clientCert } : {}),
+            ...(connection.clientKey ? { key: connection.clientKey } : {}),
+          })
+        : new HttpAgent({ keepAlive: true, maxSockets: 2 });
+  }
+
+  close(): void {
+    this.#agent.destroy();
+  }
+
+  fetchBundle(r: BundleRequest): Promise<BundleResponse> {
+    const url = new URL(`v1/certificates/${encodeURIComponent(r.certificate)}/bundle`, withSlash(this.#url));
+    url.searchParams.set('format', r.format);
+    if (r.waitSeconds !== undefined && r.waitSeconds > 0) url.searchParams.set('wait', String(r.waitSeconds));
+    const headers: Record<string, string> = {
+      accept: r.format === 'sealed' ? 'application/jose' : 'application/json',
+      'user-agent': 'keywright-agent',
+    };
+    if (this.#c.token) headers.authorization = `Bearer ${this.#c.token}`;
+    if (r.ifNoneMatch) headers['if-none-match'] = r.ifNoneMatch;
+    if (r.sealKey) headers['x-keywright-seal-key'] = r.sealKey;
+    const requester = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    // The daemon answers a long poll by the end of the wait; anything much later is a dead connection.
+    const timeoutMs = ((r.waitSeconds ?? 0) + 30) * 1000;
+    return new Promise((resolve, reject) => {
+      const req = requester(
+        url,
+        {
+          method: 'GET',
+          headers,
+          agent: this.#agent,
+          timeout: timeoutMs,
+          ...(r.signal ? { signal: r.signal } : {}),
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', (err) => reject(unreachable(url, err)));
+          res.on('end', () => {
+            const status = res.statusCode ?? 0;
+            const etag = typeof res.headers.etag === 'string' ? res.headers.etag : undefined;
+            if (status === 304) return resolve({ status: 304, etag });
+            const body = Buffer.concat(chunks);
+            if (status === 200) return resolve({ status: 200, etag, body });
+            reject(problemError(status, body, res.headers['retry-after']));
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', (err: NodeJS.ErrnoException) => reject(unreachable(url, err)));
+      req.end();
+    });
+  }
+}
+
+function withSlash(url: URL): URL {
+  return url.pathname.endsWith('/') ? url : new URL(`${url.href}/`);
+}
+
+function unreachable(url: URL, err: NodeJS.ErrnoException): AppError {
+  return new AppError(
+    'DAEMON_UNREACHABLE',
+    `cannot reach the daemon at ${url.origin}: ${err.code ?? err.message}`,
+    { cause: err, retryable: true, details: { url: url.origin, ...(err.code ? { cause: err.code } : {}) } },
+  );
+}
+
+/** The daemon's problem+json as an AppError with its code; retryable as the catalogue or status says. */
+function problemError(status: number, body: Buffer, retryAfter: string | string[] | undefined): AppError {
+  let p: { code?: string; detail?: string; details?: Record<string, unknown> } = {};
+  try {
+    const parsed: unknown = JSON.parse(body.toString('utf8'));
+    if (typeof parsed === 'object' && parsed !== null) p = parsed;
+  } catch {
+    /* not problem+json (a proxy, a closing server): the status says enough */
+  }
+  const known = p.code !== undefined && p.code in ERROR_CATALOGUE;
+  const code: ErrorCode = known ? (p.code as ErrorCode) : status === 503 ? 'DAEMON_UNREACHABLE' : 'INTERNAL';
+  const retryAfterSeconds =
+    typeof retryAfter === 'string' && /^\d+$/.test(retryAfter) ? Number(retryAfter) : undefined;
+  return new AppError(code, p.detail ?? `the daemon answered HTTP ${status}`, {
+    retryable: RETRYABLE_STATUS.has(status) || (known && ERROR_CATALOGUE[code].retryable),
+    details: {
+      status,
+      ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }),
+      ...(p.details ?? {}),
+    },
+  });
+}
