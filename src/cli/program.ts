@@ -5,6 +5,7 @@ import { tokenCommand } from './commands/token.js';
 import { statusCommand } from './commands/status.js';
 import { auditCommand } from './commands/audit.js';
 import { certCommand } from './commands/cert.js';
+import { caCommand } from './commands/ca.js';
 import { vpnCommand } from './commands/vpn.js';
 import { agentCommand } from './commands/agent.js';
 import { daemonCommands } from './commands/daemon.js';
@@ -37,6 +38,7 @@ export function buildProgram(io: CliIo): Command {
   statusCommand(program, io, globals);
   tokenCommand(program, io, globals);
   auditCommand(program, io, globals);
+  caCommand(program, io, globals);
   certCommand(program, io, globals);
   vpnCommand(program, io, globals);
   agentCommand(program, io, globals);

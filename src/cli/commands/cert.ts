@@ -156,16 +156,37 @@ export function certCommand(program: Command, io: CliIo, globals: () => GlobalOp
 
   cert
     .command('revoke')
-    .argument('<name>')
+    .argument('[name]', 'the managed certificate (omit it to revoke any serial the CA issued: --serial)')
     .description('revoke the current version (or --serial S); the CRL and OCSP say so at once')
-    .option('--serial <hex>', 'a specific version by serial')
+    .option('--serial <hex>', 'a specific version by serial, or without NAME any serial of --ca')
+    .option('--ca <name>', 'with --serial and no NAME: the issuing CA', 'default')
     .option(
       '--reason <reason>',
       'RFC 5280 reason: unspecified, keyCompromise, superseded, cessationOfOperation, …',
       'unspecified',
     )
-    .action(async (name: string, opts: { serial?: string; reason: string }) => {
+    .action(async (name: string | undefined, opts: { serial?: string; ca: string; reason: string }) => {
       const g = globals();
+      if (name === undefined) {
+        if (!opts.serial)
+          throw new AppError('INVALID_ARGUMENT', 'give a certificate NAME, or --serial S (with --ca C)', {
+            details: { field: 'serial' },
+          });
+        const res = await (
+          await connect(g, io)
+        ).post<{ serial: string; certificate: string | null }>(
+          `/v1/cas/${encodeURIComponent(opts.ca)}/revoke`,
+          { serial: opts.serial, reason: opts.reason },
+        );
+        emit(
+          io,
+          g.json,
+          res,
+          () =>
+            `revoked serial ${res.serial} of ca:${opts.ca}${res.certificate ? ` (${res.certificate})` : ''}`,
+        );
+        return;
+      }
       const res = await (
         await connect(g, io)
       ).post<{ version: VersionView }>(`/v1/certificates/${encodeURIComponent(name)}/revoke`, {
