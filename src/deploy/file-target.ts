@@ -1,8 +1,8 @@
 /**
  * The file target: writes certbot's layout (cert.pem, chain.pem, fullchain.pem, privkey.pem, or custom
- * names) into one directory, each file replaced atomically by writeFileDurable. The key goes first, so a
- * server that reloads on its own between two writes sees at worst the old certificate with the new key
- * for a moment, never a new certificate whose key is missing. Files already holding exactly the wanted
+ * names) into one directory, each file replaced atomically by writeFileDurable (the set is not: the reload
+ * belongs to an exec target, which runs after all of them). The key goes first, so on a first deploy no
+ * certificate ever sits there without its key. Files already holding exactly the wanted
  * bytes, mode and owner answer `unchanged`, so a retry or restart does not rewrite (and reload) anything.
  */
 import { chown, lstat, readFile, rm } from 'node:fs/promises';
