@@ -12,6 +12,7 @@ import { initDataDir } from '../../../src/app/init.js';
 import { startDaemon, type RunningDaemon } from '../../../src/app/daemon.js';
 import { parseConfig } from '../../../src/config/load.js';
 import type { Config } from '../../../src/config/schema.js';
+import type { Clock } from '../../../src/core/clock.js';
 import { freePort } from '../../helpers/net.js';
 import { tempDir } from '../../helpers/tmp.js';
 
@@ -25,7 +26,8 @@ export interface TestDaemon {
   readonly config: Config;
   running(): RunningDaemon | undefined;
   stop(): Promise<void>;
-  start(): Promise<void>;
+  /** Starts it again on the same port and data dir; `clock` replaces the daemon's clock. */
+  start(clock?: Clock): Promise<void>;
   call(method: string, path: string, o?: CallOptions): Promise<HttpsResult>;
   /** A token for `role` with `scopes`, made through the API. */
   token(role: string, scopes?: string[]): Promise<string>;
@@ -53,6 +55,7 @@ export interface HttpsResult {
 export async function startTestDaemon(
   t: TestContext,
   configExtra: Record<string, unknown> = {},
+  o: { clock?: Clock } = {},
 ): Promise<TestDaemon> {
   const dataDir = join(await tempDir(t, 'kw-dist-'), 'data');
   const port = await freePort();
@@ -66,7 +69,7 @@ export async function startTestDaemon(
     },
     'test',
   );
-  const init = await initDataDir({ config, secrets: {} });
+  const init = await initDataDir({ config, secrets: {}, ...(o.clock ? { clock: o.clock } : {}) });
   const ca = await readFile(init.rootCertificateFile, 'utf8');
   let daemon: RunningDaemon | undefined;
   const url = `https://127.0.0.1:${port}`;
@@ -78,8 +81,8 @@ export async function startTestDaemon(
     adminToken: init.adminToken,
     config,
     running: () => daemon,
-    async start() {
-      daemon = await startDaemon({ config, secrets: {} });
+    async start(clock?: Clock) {
+      daemon = await startDaemon({ config, secrets: {}, ...(clock ? { clock } : {}) });
     },
     async stop() {
       const running = daemon;
@@ -93,7 +96,7 @@ export async function startTestDaemon(
       return r.json.token as string;
     },
   };
-  await d.start();
+  await d.start(o.clock);
   t.after(() => d.stop());
   return d;
 }
