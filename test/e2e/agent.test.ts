@@ -1,0 +1,102 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BIN, kw, startServe } from '../helpers/cli.js';
+import { freePort } from '../helpers/net.js';
+import { tempDir } from '../helpers/tmp.js';
+
+async function until(what: string, check: () => Promise<boolean>, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('keywright agent, as a user runs it', () => {
+  test('--once, unchanged, an unwritable --out, then watching through a renewal and SIGTERM', async (t) => {
+    const root = await tempDir(t, 'kw-e2e-agent-');
+    const dir = join(root, 'data');
+    const init = await kw(['init', '--data-dir', dir, '--json']);
+    assert.equal(init.code, 0, init.stderr);
+    const { adminToken } = init.json<{ adminToken: string }>();
+    const port = await freePort();
+    const url = `https://127.0.0.1:${port}`;
+    await startServe(t, ['--data-dir', dir, '--listen', `127.0.0.1:${port}`], {}, `${url}/healthz`);
+    const admin = { KEYWRIGHT_DATA_DIR: dir, KEYWRIGHT_TOKEN: adminToken };
+
+    const issued = await kw(
+      ['cert', 'issue', 'web', '--san', 'web.internal', '--ttl', '30d', '--json'],
+      admin,
+    );
+    assert.equal(issued.code, 0, issued.stderr);
+    const created = await kw(
+      ['token', 'create', '--role', 'service', '--scope', 'cert:web', '--json'],
+      admin,
+    );
+    assert.equal(created.code, 0, created.stderr);
+    const tokenFile = join(root, 'agent.token');
+    await writeFile(tokenFile, `${created.json<{ token: string }>().token}\n`, { mode: 0o600 });
+
+    const out = join(root, 'live', 'web');
+    const marker = join(root, 'reloads');
+    const reload = [process.execPath, '-e', 'require("fs").appendFileSync(process.argv[1], "x")', marker];
+    // No KEYWRIGHT_DATA_DIR: the agent runs on another machine, with only the URL, the root and a token.
+    const agentArgs = ['agent', '--server', url, '--ca-file', join(dir, 'ca.pem'), '--token-file', tokenFile];
+    const first = await kw([
+      ...agentArgs,
+      '--cert',
+      'web',
+      '--out',
+      out,
+      '--once',
+      '--json',
+      '--',
+      ...reload,
+    ]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.deepEqual(
+      { changed: first.json().changed, reloaded: first.json().reloaded },
+      { changed: true, reloaded: true },
+    );
+    assert.equal((await stat(join(out, 'privkey.pem'))).mode & 0o777, 0o600);
+    assert.equal(await readFile(marker, 'utf8'), 'x');
+
+    const second = await kw([...agentArgs, '--cert', 'web', '--out', out, '--once', '--', ...reload]);
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stdout, /web: version 1 is current/);
+    assert.equal(await readFile(marker, 'utf8'), 'x', 'nothing changed: no reload');
+
+    await writeFile(join(root, 'blocker'), '');
+    const bad = await kw([...agentArgs, '--cert', 'web', '--out', join(root, 'blocker', 'web'), '--once']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /AGENT_OUTPUT_UNWRITABLE/);
+    const wrongCert = await kw([...agentArgs, '--cert', 'db', '--out', join(root, 'db'), '--once']);
+    assert.equal(wrongCert.code, 4, wrongCert.stderr);
+
+    const watcher = spawn(
+      process.execPath,
+      [BIN, ...agentArgs, '--cert', 'web', '--out', out, '--wait', '60', '--', ...reload],
+      {
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', KEYWRIGHT_LOG_LEVEL: 'info' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let log = '';
+    watcher.stdout.on('data', (d: Buffer) => (log += d.toString()));
+    watcher.stderr.on('data', (d: Buffer) => (log += d.toString()));
+    const exited = once(watcher, 'exit');
+    t.after(() => watcher.kill('SIGKILL'));
+    await new Promise((r) => setTimeout(r, 1500));
+    const renewed = await kw(['cert', 'renew', 'web', '--json'], admin);
+    assert.equal(renewed.code, 0, renewed.stderr);
+    await until('the watcher to reload', async () => (await readFile(marker, 'utf8')) === 'xx');
+    watcher.kill('SIGTERM');
+    const [code] = (await exited) as [number | null];
+    assert.equal(code, 0, log);
+    assert.doesNotMatch(log, /kw_[A-Za-z0-9_-]{43}|PRIVATE KEY/, 'no secret in the agent log');
+  });
+});
