@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { systemClock } from '../../../src/core/clock.js';
+import { systemClock, type Clock } from '../../../src/core/clock.js';
 import type { Logger } from '../../../src/core/logger.js';
 import { configSchema, type Config } from '../../../src/config/schema.js';
 import { AcmeService } from '../../../src/acme/service.js';
@@ -68,6 +68,7 @@ export async function acmeFixture(
     rules?: readonly SolverRule[];
     client?: ClientSettings;
     random?: () => number;
+    clock?: Clock;
   } = {},
 ): Promise<Fixture> {
   const store = createMemoryStore();
@@ -76,7 +77,7 @@ export async function acmeFixture(
   const service = new AcmeService({
     store,
     sealer,
-    clock: systemClock,
+    clock: options.clock ?? systemClock,
     logger,
     config: options.config ?? acmeConfig({ requestTimeout: '5s' }),
     client: options.client ?? FAST,
@@ -88,7 +89,7 @@ export async function acmeFixture(
     await service.stop();
     await store.close();
   });
-  return { service, store, logger, ctx: { clock: systemClock, logger, actor: 'test' } };
+  return { service, store, logger, ctx: { clock: options.clock ?? systemClock, logger, actor: 'test' } };
 }
 
 /** A fresh key and a CSR for `sans` made by keywright's own pki. */
