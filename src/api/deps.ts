@@ -4,8 +4,8 @@ import type { AuditLog } from '../audit/audit-log.js';
 import type { TokenService } from '../access/token-service.js';
 import type { VpnService } from '../vpn/service.js';
 import type { CertificateService } from '../lifecycle/certificate-service.js';
-import type { EventBus } from '../lifecycle/event-bus.js';
 import type { CaService } from '../ca/service.js';
+import type { EventBus } from '../lifecycle/event-bus.js';
 import type { Metrics } from './metrics.js';
 
 /** What the API needs from the rest of the daemon, wired by app/. */
@@ -25,6 +25,8 @@ export interface ApiDeps {
   readonly vpn?: VpnService;
   /** Distribution events (SSE, long-poll wake-ups); undefined while sealed. */
   readonly events?: EventBus;
+  /** Re-read the configuration and reconcile its certificates (POST /v1/reload); absent in tests. */
+  readonly reload?: (actor: string) => Promise<unknown>;
   /** Sealed: the KEK is not loaded, only health answers. */
   isSealed(): boolean;
   /** Extra readiness checks (store open, KEK loaded); a string names what is not ready. */

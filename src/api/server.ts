@@ -18,6 +18,7 @@ import { certificateRoutes } from './routes/certificates.js';
 import { caRoutes } from './routes/cas.js';
 import { revocationRoutes } from './routes/revocation.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { reloadRoutes } from './routes/reload.js';
 import { eventRoutes } from './routes/events.js';
 import rateLimit from '@fastify/rate-limit';
 import type { TLSSocket } from 'node:tls';
@@ -133,6 +134,7 @@ export function createApiServer(deps: ApiDeps, options: ApiServerOptions): Fasti
   void app.register(caRoutes(deps));
   void app.register(revocationRoutes(deps));
   void app.register(metricsRoutes(deps));
+  void app.register(reloadRoutes(deps));
   void app.register(
     eventRoutes(
       deps,

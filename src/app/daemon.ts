@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { writeFileDurable } from '../core/fs-durable.js';
 import { systemClock, type Clock } from '../core/clock.js';
-import { ConfigError, isAppError } from '../core/errors.js';
+import { ApiError, ConfigError, isAppError } from '../core/errors.js';
 import type { Config } from '../config/schema.js';
 import type { KekSecrets } from '../keys/software/kek.js';
 import type { SoftwareSealer } from '../keys/software/sealer.js';
@@ -12,6 +12,9 @@ import { clientCaCertificates } from '../api/auth/mtls.js';
 import { createMetrics } from '../api/metrics.js';
 import { ensureDaemonCertificate } from '../ca/authority.js';
 import { createLogger } from './logger.js';
+import { createTargets } from '../deploy/index.js';
+import { buildScheduler } from './sweeps.js';
+import { reconcileDeclared, type ReconcileReport } from '../lifecycle/reconcile.js';
 import { buildUnsealedServices } from './unsealed.js';
 import { openServices, openSealer, isInitializedStore, notInitialized } from './services.js';
 import { appPaths } from './paths.js';
@@ -19,12 +22,16 @@ import { VERSION } from './version.js';
 
 export interface RunningDaemon {
   readonly url: string;
+  /** Re-read the configuration and reconcile its certificates (SIGHUP). */
+  reload(actor: string): Promise<ReconcileReport>;
   readonly sealed: boolean;
   /** Graceful: stop accepting, finish in-flight requests and writes, close the audit log and store. */
   stop(): Promise<void>;
 }
 
 export interface StartDaemonOptions {
+  /** Re-reads the configuration (file, env, flags) for SIGHUP and POST /v1/reload. */
+  readonly reloadConfig?: () => Promise<Config>;
   readonly config: Config;
   readonly secrets: KekSecrets;
   readonly clock?: Clock;
@@ -37,6 +44,10 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
   const clock = options.clock ?? systemClock;
   const logger = createLogger(config.log.level, options.logDestination);
   checkListenPolicy(config, logger);
+  // Deploy targets are checked when declared (paths outside deploy.allowedDirs, bad secrets …), not at the first renewal.
+  config.certificates.forEach((c, i) =>
+    createTargets(c.deploy, { allowedDirs: config.deploy.allowedDirs, field: `certificates[${i}].deploy` }),
+  );
   const services = await openServices(config, clock, logger);
   try {
     if (!isInitializedStore(services.store)) throw notInitialized(config.dataDir);
@@ -75,8 +86,35 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
             clock,
             logger,
           });
+    const reconcile = async (declared: Config['certificates'], actor: string) =>
+      reconcileDeclared({ store: services.store, audit: services.audit, clock, logger, declared, actor });
+    if (unsealed !== undefined) {
+      const report = await reconcile(config.certificates, 'system');
+      logger.info({ ...report }, 'reconciled the configured certificates');
+    }
+    const scheduler =
+      unsealed === undefined
+        ? undefined
+        : buildScheduler({
+            config,
+            store: services.store,
+            audit: services.audit,
+            clock,
+            logger,
+            metrics,
+            unsealed,
+          });
+    /** SIGHUP and POST /v1/reload: re-read the configuration file and reconcile its certificates. */
+    const reload = async (actor: string) => {
+      if (unsealed === undefined) throw new ApiError('DAEMON_SEALED', 'the daemon is sealed');
+      const next = options.reloadConfig ? await options.reloadConfig() : config;
+      const report = await reconcile(next.certificates, actor);
+      await scheduler?.runNow('renewal');
+      return report;
+    };
     const app = createApiServer(
       {
+        reload,
         metrics,
         clock,
         store: services.store,
@@ -138,12 +176,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
       httpUrl = `http://${urlHost(config.httpListen.host)}:${port}`;
       logger.info({ url: httpUrl }, 'serving CRLs and OCSP over plain HTTP');
     }
-    // Until the scheduler owns it: rebuild each CRL once half of its validity has passed.
-    const crlTimer =
-      unsealed === undefined
-        ? undefined
-        : setInterval(() => void unsealed.cas.refreshCrls(clock.now()), CRL_SWEEP_MS);
-    crlTimer?.unref();
+    scheduler?.start();
     const info = appPaths(config.dataDir).daemonInfo;
     await writeFileDurable(
       info,
@@ -154,12 +187,13 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
     let stopping: Promise<void> | undefined;
     return {
       url,
+      reload,
       sealed: sealer === undefined,
       stop() {
         stopping ??= (async () => {
           logger.info({}, 'stopping');
           await rm(info, { force: true });
-          if (crlTimer) clearInterval(crlTimer);
+          await scheduler?.stop();
           await httpApp?.close();
           await app.close();
           await services.close();
@@ -179,11 +213,18 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
 export async function runDaemon(options: StartDaemonOptions & { io?: unknown }): Promise<void> {
   const daemon = await startDaemon(options);
   await new Promise<void>((resolve) => {
+    const onHangup = () => {
+      daemon
+        .reload('signal:SIGHUP')
+        .catch((err: unknown) => process.emitWarning(`reload failed: ${(err as Error).message}`));
+    };
     const onSignal = () => {
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
+      process.off('SIGHUP', onHangup);
       resolve();
     };
+    process.on('SIGHUP', onHangup);
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
@@ -195,9 +236,6 @@ function urlHost(host: string): string {
   if (host === '::') return '[::1]';
   return host.includes(':') ? `[${host}]` : host;
 }
-
-/** How often the daemon asks whether a CRL is due (cheap: a comparison per CA). */
-const CRL_SWEEP_MS = 60_000;
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 

@@ -8,6 +8,7 @@ import { IssuerRegistry } from '../issuer/registry.js';
 import type { InternalCaIssuer } from '../ca/internal-issuer.js';
 import { CaService } from '../ca/service.js';
 import { CertificateService, type IssuanceOutcome } from '../lifecycle/certificate-service.js';
+import { CertificateDeployer } from '../lifecycle/deployer.js';
 import type { Metrics } from '../api/metrics.js';
 import { VpnService } from '../vpn/service.js';
 import { EventBus } from '../lifecycle/event-bus.js';
@@ -20,6 +21,7 @@ export interface UnsealedServices {
   readonly cas: CaService;
   readonly certificates: CertificateService;
   readonly vpn: VpnService;
+  readonly deployer: CertificateDeployer;
   /** Issued, renewed, revoked, deployed and rotated events, for /v1/events and the long polls. */
   readonly events: EventBus;
 }
@@ -83,5 +85,20 @@ export function buildUnsealedServices(deps: {
       });
     },
   });
-  return { issuers, internalCas: cas.issuers, cas, certificates, vpn, events };
+  const deployer = new CertificateDeployer({
+    store,
+    audit,
+    certificates,
+    clock,
+    logger: logger.child({ component: 'deploy' }),
+    allowedDirs: config.deploy.allowedDirs,
+    onDeployed: (run) =>
+      events.publish({
+        type: 'deployed',
+        resource: { kind: 'cert', name: run.certificate },
+        at: clock.now().toISOString(),
+        details: { version: run.version, ok: run.ok },
+      }),
+  });
+  return { issuers, internalCas: cas.issuers, cas, certificates, vpn, events, deployer };
 }

@@ -207,8 +207,14 @@ const caProfile = z.strictObject({
     .optional(),
   allowWildcards: z.boolean().optional(),
   maxNames: z.number().int().min(1).max(1000).optional(),
-  keyTypes: z.array(z.enum(['ec', 'rsa', 'ed25519'])).min(1).optional(),
-  ecCurves: z.array(z.enum(['P-256', 'P-384'])).min(1).optional(),
+  keyTypes: z
+    .array(z.enum(['ec', 'rsa', 'ed25519']))
+    .min(1)
+    .optional(),
+  ecCurves: z
+    .array(z.enum(['P-256', 'P-384']))
+    .min(1)
+    .optional(),
   minRsaBits: z.number().int().min(2048).max(16384).optional(),
   defaultLifetime: duration.optional(),
   maxLifetime: duration.optional(),
@@ -318,6 +324,20 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** File targets may write only below these directories. */
       allowedDirs: z.array(z.string().regex(/^\//, 'an absolute path')).default(['/etc/keywright']),
+    })
+    .prefault({}),
+  /** How often the daemon's sweeps look for due work (each also runs once at start, to catch up). */
+  scheduler: z
+    .strictObject({
+      renewalInterval: duration.default(30_000),
+      deployRetryInterval: duration.default(30_000),
+      keyDestructionInterval: duration.default(3_600_000),
+      vpnRotationInterval: duration.default(60_000),
+      crlRefreshInterval: duration.default(60_000),
+      /** Certificates renewed at once. */
+      concurrency: z.number().int().min(1).max(64).default(4),
+      /** A superseded certificate key waits this long in pending-destruction before it is erased. */
+      keyDestructionWaitingPeriod: duration.default(30 * 86_400_000),
     })
     .prefault({}),
 });

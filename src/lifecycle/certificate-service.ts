@@ -15,6 +15,7 @@ import { buildCsr, parseCsr } from '../pki/csr.js';
 import { parseSanText } from '../pki/general-name.js';
 import { decodePemBlocks } from '../pki/pem.js';
 import { renewalTime } from './renewal-time.js';
+import { nextAttemptAt } from './backoff.js';
 import {
   CERTIFICATES_COLLECTION,
   VERSIONS_COLLECTION,
@@ -283,9 +284,13 @@ export class CertificateService {
             keyState: v.keyBlob ? 'disabled' : v.keyState,
           }));
         }
-        const { lastError: _drop, ...rest } = isNew
-          ? cert
-          : tx.collection<CertificateRecord>(CERTIFICATES_COLLECTION).get(name);
+        const {
+          lastError: _drop,
+          failures: _f,
+          nextAttemptAt: _n,
+          renewRequested: _r,
+          ...rest
+        } = isNew ? cert : tx.collection<CertificateRecord>(CERTIFICATES_COLLECTION).get(name);
         tx.collection<CertificateRecord>(CERTIFICATES_COLLECTION)[isNew ? 'insert' : 'put']({
           ...rest,
           currentVersion: number,
@@ -322,6 +327,22 @@ export class CertificateService {
     }
   }
 
+  /** Back-off after a failure, bounded by the validity the current version has left. */
+  #nextAttempt(c: CertificateRecord, failures: number, at: string): string {
+    const current =
+      c.currentVersion === undefined
+        ? undefined
+        : this.#o.store
+            .collection<VersionRecord>(VERSIONS_COLLECTION)
+            .find(versionId(c.id, c.currentVersion));
+    return nextAttemptAt({
+      failures,
+      lastFailureAt: new Date(at),
+      ...(current ? { notAfter: new Date(current.notAfter) } : {}),
+      jitter: this.#o.random?.() ?? Math.random(),
+    }).toISOString();
+  }
+
   async #recordFailure(name: string, err: unknown): Promise<void> {
     const e = toAppError(err);
     const at = this.#o.clock.now().toISOString();
@@ -336,6 +357,8 @@ export class CertificateService {
               message: e.category === 'internal' ? 'internal error' : e.message,
               at,
             },
+            failures: (c.failures ?? 0) + 1,
+            nextAttemptAt: this.#nextAttempt(c, (c.failures ?? 0) + 1, at),
             updatedAt: at,
           }));
       })

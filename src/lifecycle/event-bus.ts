@@ -1,7 +1,14 @@
 import type { Resource } from '../access/scopes.js';
 
 /** What services are told about: the changes that make them pull again (DESIGN §4 /v1/events). */
-export const DISTRIBUTION_EVENT_TYPES = ['issued', 'renewed', 'revoked', 'deployed', 'rotated'] as const;
+export const DISTRIBUTION_EVENT_TYPES = [
+  'issued',
+  'renewed',
+  'revoked',
+  'deployed',
+  'rotated',
+  'expiry-alert',
+] as const;
 export type DistributionEventType = (typeof DISTRIBUTION_EVENT_TYPES)[number];
 
 export interface DistributionEvent {

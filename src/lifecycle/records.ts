@@ -37,6 +37,9 @@ export interface CertificateRecord extends StoredRecord, CertificateSpec {
   readonly renewAt?: string;
   readonly lastIssuedAt?: string;
   readonly lastError?: { readonly code: string; readonly message: string; readonly at: string };
+  /** Consecutive failed issuances since the last success, and when the sweep may try again (back-off). */
+  readonly failures?: number;
+  readonly nextAttemptAt?: string;
   /** Declared in config once and since removed: kept, never silently deleted. */
   readonly retired?: boolean;
   /** Where each new version goes (config-declared certificates). */

@@ -48,7 +48,17 @@ export function daemonCommands(program: Command, io: CliIo, globals: () => Globa
         });
         if (result) emit(io, g.json, result, () => initMessage(result));
       }
-      await runDaemon({ config, secrets, io });
+      await runDaemon({
+        config,
+        secrets,
+        io,
+        reloadConfig: () =>
+          loadCliConfig(g, io, [
+            [['listen'], opts.listen],
+            [['httpListen'], opts.httpListen],
+            [['acme', 'http01', 'listen'], opts.http01Listen],
+          ]),
+      });
     });
 
   const keys = program.command('keys').description('the master key (KEK)');
