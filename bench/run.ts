@@ -20,6 +20,7 @@ export type Bench = (options: BenchOptions) => Promise<BenchResult>;
 
 const BENCHES: Record<string, () => Promise<Bench>> = {
   store: async () => (await import('./store.js')).storeBench,
+  bundle: async () => (await import('./bundle.js')).bundleBench,
 };
 
 async function main(argv: string[]): Promise<void> {
