@@ -2,11 +2,13 @@ import type { Clock } from '../core/clock.js';
 import type { Store } from '../store/port.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { TokenService } from '../access/token-service.js';
+import type { AcmeService } from '../acme/index.js';
 import type { VpnService } from '../vpn/service.js';
 import type { CertificateService } from '../lifecycle/certificate-service.js';
 import type { CaService } from '../ca/service.js';
 import type { EventBus } from '../lifecycle/event-bus.js';
 import type { Metrics } from './metrics.js';
+import type { CertificateDeployer } from '../lifecycle/deployer.js';
 
 /** What the API needs from the rest of the daemon, wired by app/. */
 export interface ApiDeps {
@@ -15,8 +17,12 @@ export interface ApiDeps {
   readonly audit: AuditLog;
   readonly tokens: TokenService;
   readonly version: string;
+  /** The ACME client (accounts, issuers); absent while sealed. */
+  readonly acme?: AcmeService | undefined;
   /** Prometheus metrics; none in tests that do not ask for them. */
   readonly metrics?: Metrics;
+  /** Pushes versions to deploy targets; undefined while sealed. */
+  readonly deployer?: CertificateDeployer;
   /** Managed certificates; undefined while sealed (it needs the sealer). */
   readonly certificates?: CertificateService;
   /** Internal CAs (management, CRL, OCSP); undefined while sealed (they sign). */

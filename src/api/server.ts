@@ -13,12 +13,14 @@ import { healthRoutes } from './routes/health.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { auditRoutes } from './routes/audit.js';
 import { statusRoutes } from './routes/status.js';
+import { acmeRoutes } from './routes/acme.js';
 import { vpnRoutes } from './routes/vpn.js';
 import { certificateRoutes } from './routes/certificates.js';
 import { caRoutes } from './routes/cas.js';
 import { revocationRoutes } from './routes/revocation.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { reloadRoutes } from './routes/reload.js';
+import { deploymentRoutes } from './routes/deployments.js';
 import { eventRoutes } from './routes/events.js';
 import rateLimit from '@fastify/rate-limit';
 import type { TLSSocket } from 'node:tls';
@@ -129,12 +131,14 @@ export function createApiServer(deps: ApiDeps, options: ApiServerOptions): Fasti
   void app.register(statusRoutes(deps));
   void app.register(tokenRoutes(deps));
   void app.register(auditRoutes(deps));
+  void app.register(acmeRoutes(deps));
   void app.register(vpnRoutes(deps));
   void app.register(certificateRoutes(deps));
   void app.register(caRoutes(deps));
   void app.register(revocationRoutes(deps));
   void app.register(metricsRoutes(deps));
   void app.register(reloadRoutes(deps));
+  void app.register(deploymentRoutes(deps));
   void app.register(
     eventRoutes(
       deps,

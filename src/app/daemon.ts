@@ -126,6 +126,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
           : {
               vpn: unsealed.vpn,
               certificates: unsealed.certificates,
+              deployer: unsealed.deployer,
               events: unsealed.events,
               cas: unsealed.cas,
             }),

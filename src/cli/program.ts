@@ -5,6 +5,7 @@ import { tokenCommand } from './commands/token.js';
 import { statusCommand } from './commands/status.js';
 import { auditCommand } from './commands/audit.js';
 import { certCommand } from './commands/cert.js';
+import { deployCommand } from './commands/deploy.js';
 import { caCommand } from './commands/ca.js';
 import { vpnCommand } from './commands/vpn.js';
 import { agentCommand } from './commands/agent.js';
@@ -40,6 +41,7 @@ export function buildProgram(io: CliIo): Command {
   auditCommand(program, io, globals);
   caCommand(program, io, globals);
   certCommand(program, io, globals);
+  deployCommand(program, io, globals);
   vpnCommand(program, io, globals);
   agentCommand(program, io, globals);
   for (const cmd of program.commands) cmd.exitOverride();
