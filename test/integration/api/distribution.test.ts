@@ -7,6 +7,15 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, X509Certificate, createPublicKey } from 'node:crypto';
 import { request as httpsRequest } from 'node:https';
+import { request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createApiServer } from '../../../src/api/server.js';
+import { createLogger } from '../../../src/app/logger.js';
+import { TokenService } from '../../../src/access/token-service.js';
+import type { AuditLog } from '../../../src/audit/index.js';
+import { systemClock } from '../../../src/core/clock.js';
+import { EventBus } from '../../../src/lifecycle/event-bus.js';
+import { createMemoryStore } from '../../../src/store/memory/index.js';
 import { compactDecrypt, decodeProtectedHeader } from 'jose';
 import { createCertificate, renew, startTestDaemon, type TestDaemon } from '../agent/daemon.js';
 
@@ -164,7 +173,7 @@ describe('distribution API over HTTPS', () => {
     );
   });
 
-  test('server-sent events: renewed and revoked, filtered by scope, heartbeats, resume with Last-Event-ID', async (t) => {
+  test('server-sent events: renewed and revoked, filtered by scope, resume with Last-Event-ID, bad types', async (t) => {
     const d = await startTestDaemon(t);
     await createCertificate(d, 'web');
     await createCertificate(d, 'other');
@@ -373,6 +382,50 @@ describe('distribution API over HTTPS', () => {
     }
     const exports = await auditActions(d, 'key.export');
     assert.equal(exports.length, 0, 'no refused request exported anything');
+  });
+});
+
+describe('event stream heartbeats', () => {
+  test('an idle stream gets a comment line every heartbeat interval', async (t) => {
+    const store = createMemoryStore();
+    const tokens = new TokenService({ store });
+    const { token } = await tokens.create({ role: 'reader', createdBy: 'test' });
+    const app = createApiServer(
+      {
+        clock: systemClock,
+        store,
+        audit: {} as AuditLog,
+        tokens,
+        version: 'test',
+        events: new EventBus(),
+        isSealed: () => false,
+        notReadyReason: () => undefined,
+      },
+      { logger: createLogger('silent'), bodyLimit: 1024, eventsHeartbeatMs: 100 },
+    );
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    t.after(() => app.close());
+    const { port } = app.server.address() as AddressInfo;
+    const raw = await new Promise<string>((resolve, reject) => {
+      const req = httpRequest(
+        { host: '127.0.0.1', port, path: '/v1/events', headers: { authorization: `Bearer ${token}` } },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          setTimeout(() => {
+            req.destroy();
+            resolve(text);
+          }, 550);
+        },
+      );
+      req.on('error', (err) =>
+        (err as NodeJS.ErrnoException).code === 'ECONNRESET' ? undefined : reject(err),
+      );
+      req.end();
+    });
+    const beats = raw.split(': heartbeat\n\n').length - 1;
+    assert.ok(beats >= 2 && beats <= 7, `${beats} heartbeats in 550 ms at 100 ms`);
   });
 });
 
