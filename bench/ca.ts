@@ -1,88 +1,166 @@
 /**
- * CA signing throughput beside the raw signature rate of the same key in the same process, and CRL build
- * time at 100 000 entries. Method as in perf-anchors §2: one warm-up second, then the median of N
- * one-second samples (sync work on the main thread: one core).
- *
- *   node --import tsx bench/ca.ts [seconds=5]
+ * CA benchmark: for each CA key type, the raw `crypto.sign` rate of that key beside, in the same process
+ * and run, the rates of
+ *   - leaf      — a leaf from a public key: policy, lint, DER encode, sign (the signing core);
+ *   - csr       — a CSR signed by the core: parse, verify its signature, policy, lint, sign;
+ *   - sign API  — CaService.sign, what POST /v1/cas/{ca}/sign runs: the above plus the ledger commit;
+ *   - issue     — CertificateService.create, what `cert issue` runs: a new P-256 key, its CSR, the
+ *                 signature, the key sealed (AES-256-GCM), version and blobs committed;
+ * and the build + sign time of a CRL with 100 000 entries. Method (perf-anchors §2): one warm-up
+ * sample, then the median of N samples; sequential, one core. The store is the in-memory one (same
+ * staging and commit code as lowdb, no disk) and the audit log a stub, so disk fsyncs are left out:
+ * the store and audit benchmarks measure those.
  */
-import type { KeyObject } from 'node:crypto';
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { systemClock } from '../src/core/clock.js';
+import { silentLogger } from '../src/core/logger.js';
+import type { CertKeyType } from '../src/pki/key-spec.js';
+import { buildCsr } from '../src/pki/csr.js';
+import { parseCertificate } from '../src/pki/certificate.js';
 import type { CrlEntry } from '../src/ca/crl.js';
 import { buildCrl } from '../src/ca/crl.js';
-import { createIntermediate, createRoot } from '../src/ca/hierarchy.js';
-import type { CaIssuer } from '../src/ca/issuer-context.js';
+import { createRoot } from '../src/ca/hierarchy.js';
+import { ensureCaHierarchy, getCa } from '../src/ca/authority.js';
 import { buildLeafCertificate, buildLeafFromCsr } from '../src/ca/issue.js';
 import { BUILTIN_PROFILES } from '../src/ca/profiles.js';
-import { buildCsr } from '../src/pki/csr.js';
+import { CaService } from '../src/ca/service.js';
+import { createKeyRing } from '../src/keys/software/key-ring.js';
+import { SoftwareSealer } from '../src/keys/software/sealer.js';
+import { IssuerRegistry } from '../src/issuer/registry.js';
+import type { OpContext } from '../src/issuer/port.js';
+import type { AuditEntry, AuditInput } from '../src/audit/entry.js';
+import { createMemoryStore } from '../src/store/memory/index.js';
+import { CertificateService } from '../src/lifecycle/certificate-service.js';
+import type { BenchOptions, BenchResult } from './run.js';
 
-const SAMPLES = Number(process.argv[2] ?? 5);
 const DAY = 86_400_000;
 const SANS = ['svc.internal.example', 'svc', '10.1.2.3'];
+const CRL_ENTRIES = 100_000;
 
-function rate(fn: () => void): { median: number; min: number; max: number } {
-  const sample = (): number => {
-    let n = 0;
-    const end = performance.now() + 1000;
-    while (performance.now() < end) {
-      for (let i = 0; i < 16; i++) fn();
-      n += 16;
-    }
-    return n;
-  };
-  sample(); // warm-up
-  const s = Array.from({ length: SAMPLES }, sample).sort((a, b) => a - b);
+interface Plan {
+  readonly samples: number;
+  readonly sampleMs: number;
+  readonly crlRuns: number;
+}
+const FULL: Plan = { samples: 5, sampleMs: 1000, crlRuns: 7 };
+const QUICK: Plan = { samples: 1, sampleMs: 400, crlRuns: 2 };
+
+interface Spread {
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+}
+
+function spread(values: number[]): Spread {
+  const s = [...values].sort((a, b) => a - b);
   return { median: s[Math.floor(s.length / 2)]!, min: s[0]!, max: s.at(-1)! };
 }
 
-const fmt = (r: { median: number; min: number; max: number }): string =>
-  `${r.median.toLocaleString('en')}/s (${r.min.toLocaleString('en')}–${r.max.toLocaleString('en')})`;
-
-function ca(type: 'ec' | 'ec384' | 'ed25519' | 'rsa'): { issuer: CaIssuer; key: KeyObject } {
-  const gen = () =>
-    type === 'ec'
-      ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
-      : type === 'ec384'
-        ? generateKeyPairSync('ec', { namedCurve: 'P-384' })
-        : type === 'ed25519'
-          ? generateKeyPairSync('ed25519')
-          : generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const rk = gen();
-  const ik = gen();
-  const root = createRoot({
-    key: rk.privateKey,
-    subject: { commonName: 'bench root' },
-    lifetimeMs: 3650 * DAY,
-    clock: systemClock,
-  });
-  const inter = createIntermediate({
-    issuer: { certificate: root.der, key: rk.privateKey },
-    subjectPublicKey: ik.publicKey,
-    subject: { commonName: 'bench intermediate' },
-    lifetimeMs: 1825 * DAY,
-    clock: systemClock,
-  });
-  return { issuer: { certificate: inter.der, key: ik.privateKey }, key: ik.privateKey };
+/** Operations per second of a synchronous call: N samples after one warm-up. */
+function rate(plan: Plan, fn: () => void): Spread {
+  const sample = (): number => {
+    let n = 0;
+    const start = performance.now();
+    const end = start + plan.sampleMs;
+    while (performance.now() < end) {
+      for (let i = 0; i < 8; i++) fn();
+      n += 8;
+    }
+    return (n * 1000) / (performance.now() - start);
+  };
+  sample();
+  return spread(Array.from({ length: plan.samples }, sample));
 }
 
-const tbsLike = randomBytes(520);
-const leafKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-const csrPem = buildCsr({
-  subject: { commonName: SANS[0]! },
-  sans: [{ type: 'dns', value: SANS[0]! }],
-  privateKey: leafKey.privateKey,
-});
+/** The same for an async call, awaited one at a time (one request after another). */
+async function rateAsync(plan: Plan, fn: () => Promise<unknown>): Promise<Spread> {
+  const sample = async (): Promise<number> => {
+    let n = 0;
+    const start = performance.now();
+    const end = start + plan.sampleMs;
+    while (performance.now() < end) {
+      await fn();
+      n++;
+    }
+    return (n * 1000) / (performance.now() - start);
+  };
+  await sample();
+  const out: number[] = [];
+  for (let i = 0; i < plan.samples; i++) out.push(await sample());
+  return spread(out);
+}
 
-console.log(`keywright CA bench — node ${process.version}, ${SAMPLES} × 1 s samples, median (min–max)\n`);
-for (const [label, type, hash] of [
-  ['ECDSA P-256', 'ec', 'sha256'],
-  ['ECDSA P-384', 'ec384', 'sha384'],
-  ['Ed25519', 'ed25519', null],
-  ['RSA-2048', 'rsa', 'sha256'],
-] as const) {
-  const { issuer, key } = ca(type);
-  const raw = rate(() => sign(hash, tbsLike, key));
-  const leaf = rate(() =>
+const auditStub = {
+  append: (input: AuditInput): Promise<AuditEntry> =>
+    Promise.resolve({ ...input, seq: 0, time: '', prev: '', hash: '' }),
+};
+
+interface Row {
+  readonly caKey: CertKeyType;
+  readonly hash: string | null;
+  readonly raw: Spread;
+  readonly leaf: Spread;
+  readonly csr: Spread;
+  readonly signApi: Spread;
+  readonly issue: Spread;
+}
+
+const CA_TYPES: ReadonlyArray<[CertKeyType, string | null]> = [
+  ['ec-p256', 'sha256'],
+  ['ec-p384', 'sha384'],
+  ['ed25519', null],
+  ['rsa-2048', 'sha256'],
+];
+
+async function measureCa(plan: Plan, caKey: CertKeyType, hash: string | null): Promise<Row> {
+  const store = createMemoryStore();
+  const sealer = new SoftwareSealer(createKeyRing(randomBytes(32)));
+  await ensureCaHierarchy({
+    store,
+    sealer,
+    audit: auditStub,
+    clock: systemClock,
+    actor: 'bench',
+    config: {
+      root: { name: 'root', key: caKey, lifetime: 3650 * DAY },
+      intermediate: { name: 'default', key: caKey, lifetime: 1825 * DAY },
+    },
+  });
+  const registry = new IssuerRegistry();
+  const cas = new CaService({
+    store,
+    sealer,
+    audit: auditStub,
+    clock: systemClock,
+    logger: silentLogger,
+    registry,
+    crlValidityMs: 7 * DAY,
+    crlOfflineValidityMs: 365 * DAY,
+    ocspValidityMs: 3_600_000,
+  });
+  const { key } = await cas.issuer('default').signer();
+  const issuer = { certificate: parseCertificate(getCa(store, 'default').certificatePem), key };
+  const certs = new CertificateService({
+    store,
+    sealer,
+    audit: auditStub,
+    clock: systemClock,
+    logger: silentLogger,
+    resolveIssuer: (ref) => registry.resolve(ref),
+  });
+  const ctx: OpContext = { clock: systemClock, logger: silentLogger, actor: 'bench' };
+
+  const tbsLike = randomBytes(520);
+  const leafKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const csrDer = buildCsr({
+    subject: { commonName: SANS[0]! },
+    sans: SANS.map((s) =>
+      /^\d/.test(s) ? { type: 'ip' as const, value: s } : { type: 'dns' as const, value: s },
+    ),
+    privateKey: leafKey.privateKey,
+  });
+  const raw = rate(plan, () => sign(hash, tbsLike, key));
+  const leaf = rate(plan, () =>
     buildLeafCertificate({
       issuer,
       subjectPublicKey: leafKey.publicKey,
@@ -91,51 +169,107 @@ for (const [label, type, hash] of [
       clock: systemClock,
     }),
   );
-  console.log(`${label} CA`);
-  console.log(`  raw crypto.sign (520 B, cached KeyObject)   ${fmt(raw)}`);
-  console.log(
-    `  leaf from a public key (lint + sign)        ${fmt(leaf)}   ratio ${(leaf.median / raw.median).toFixed(2)}`,
+  const csr = rate(plan, () =>
+    buildLeafFromCsr({ issuer, csr: csrDer, profile: BUILTIN_PROFILES.server, clock: systemClock }),
   );
-  if (type === 'ec') {
-    const csr = rate(() =>
-      buildLeafFromCsr({ issuer, csr: csrPem, profile: BUILTIN_PROFILES.server, clock: systemClock }),
-    );
-    console.log(
-      `  sign a CSR (parse + verify + lint + sign)   ${fmt(csr)}   ratio ${(csr.median / raw.median).toFixed(2)}`,
-    );
-    const newcert = rate(() => {
-      const k = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-      buildLeafCertificate({
-        issuer,
-        subjectPublicKey: k.publicKey,
-        sans: SANS,
-        profile: BUILTIN_PROFILES.server,
-        clock: systemClock,
-      });
-      k.privateKey.export({ type: 'pkcs8', format: 'pem' });
-    });
-    console.log(
-      `  P-256 key + leaf + PKCS#8 export            ${fmt(newcert)}   ratio ${(newcert.median / raw.median).toFixed(2)}`,
-    );
-  }
-  console.log('');
+  const signApi = await rateAsync(plan, () => cas.sign('default', { csr: csrDer }, ctx));
+  let n = 0;
+  const issue = await rateAsync(plan, () =>
+    certs.create(
+      `c${n++}`,
+      { issuer: 'ca:default', sans: SANS, keyType: 'ec-p256', lifetimeMs: 90 * DAY, keyRotation: 'always' },
+      { source: 'api' },
+      ctx,
+    ),
+  );
+  return { caKey, hash, raw, leaf, csr, signApi, issue };
 }
 
-const { issuer } = ca('ec');
-const entries: CrlEntry[] = Array.from({ length: 100_000 }, (_, i) => ({
-  serialHex: randomBytes(16).toString('hex'),
-  revokedAt: new Date(Date.UTC(2026, 0, 1) + i * 1000),
-  ...(i % 4 === 0 ? { reason: 'keyCompromise' as const } : {}),
-}));
-const times: number[] = [];
-let size = 0;
-for (let i = 0; i < 7; i++) {
-  const t0 = performance.now();
-  const crl = buildCrl({ issuer, entries, crlNumber: i + 1, clock: systemClock, validityMs: DAY });
-  times.push(performance.now() - t0);
-  size = crl.der.length;
+function measureCrl(plan: Plan): { entries: number; bytes: number; ms: Spread } {
+  // the CRL's cost does not depend on the hierarchy: a self-signed P-256 CA signs it
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const root = {
+    certificate: createRoot({
+      key: privateKey,
+      subject: { commonName: 'bench CRL CA' },
+      lifetimeMs: 3650 * DAY,
+      clock: systemClock,
+    }).der,
+    key: privateKey,
+  };
+  const entries: CrlEntry[] = Array.from({ length: CRL_ENTRIES }, (_, i) => ({
+    serialHex: randomBytes(16).toString('hex'),
+    revokedAt: new Date(Date.UTC(2026, 0, 1) + i * 1000),
+    ...(i % 4 === 0 ? { reason: 'keyCompromise' as const } : {}),
+  }));
+  const times: number[] = [];
+  let bytes = 0;
+  for (let i = 0; i < plan.crlRuns; i++) {
+    const t0 = performance.now();
+    const crl = buildCrl({ issuer: root, entries, crlNumber: i + 1, clock: systemClock, validityMs: DAY });
+    times.push(performance.now() - t0);
+    bytes = crl.der.length;
+  }
+  return { entries: CRL_ENTRIES, bytes, ms: spread(times) };
 }
-times.sort((a, b) => a - b);
-console.log(
-  `CRL with 100 000 entries (P-256 CA): ${(size / 1e6).toFixed(2)} MB, build+sign median ${times[3]!.toFixed(1)} ms (min ${times[0]!.toFixed(1)}, max ${times[6]!.toFixed(1)}) over 7 runs`,
-);
+
+const fmtRate = (s: Spread, runs: number): string =>
+  runs === 1
+    ? `${Math.round(s.median).toLocaleString('en')}/s`
+    : `${Math.round(s.median).toLocaleString('en')}/s (${Math.round(s.min).toLocaleString('en')}–${Math.round(s.max).toLocaleString('en')})`;
+const ratio = (a: Spread, raw: Spread): string => (a.median / raw.median).toFixed(2);
+
+function render(rows: readonly Row[], crl: ReturnType<typeof measureCrl>, plan: Plan): string {
+  const header = [
+    'CA key',
+    'raw sign',
+    'leaf',
+    '×raw',
+    'csr',
+    '×raw',
+    'sign API',
+    '×raw',
+    'issue key+cert',
+    '×raw',
+  ];
+  const body = rows.map((r) => [
+    r.caKey,
+    fmtRate(r.raw, plan.samples),
+    ...[r.leaf, r.csr, r.signApi, r.issue].flatMap((s) => [fmtRate(s, plan.samples), ratio(s, r.raw)]),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
+  const line = (cells: readonly string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  return [
+    line(header),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...body.map(line),
+    '',
+    `CRL with ${crl.entries.toLocaleString('en')} entries (P-256 CA): ${(crl.bytes / 1e6).toFixed(2)} MB, build + sign median ${crl.ms.median.toFixed(0)} ms (${crl.ms.min.toFixed(0)}–${crl.ms.max.toFixed(0)}) over ${plan.crlRuns} runs`,
+    `median (min–max) of ${plan.samples} × ${plan.sampleMs} ms samples after a warm-up, one core; leaf = policy + lint + encode + sign;`,
+    'csr = parse + verify + policy + lint + sign; sign API = CaService.sign (+ ledger commit); issue = CertificateService.create',
+    '(new P-256 key, CSR, sign, seal, commit); memory store and audit stub: no disk fsync in these figures',
+  ].join('\n');
+}
+
+export async function caBench(options: BenchOptions): Promise<BenchResult> {
+  const plan = options.quick ? QUICK : FULL;
+  const rows: Row[] = [];
+  for (const [type, hash] of CA_TYPES) rows.push(await measureCa(plan, type, hash));
+  const crl = measureCrl(plan);
+  return {
+    table: render(rows, crl, plan),
+    json: {
+      plan,
+      rows: rows.map((r) => ({
+        ...r,
+        ratios: {
+          leaf: r.leaf.median / r.raw.median,
+          csr: r.csr.median / r.raw.median,
+          signApi: r.signApi.median / r.raw.median,
+          issue: r.issue.median / r.raw.median,
+        },
+      })),
+      crl: { entries: crl.entries, bytes: crl.bytes, ms: crl.ms },
+    },
+  };
+}

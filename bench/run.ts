@@ -20,6 +20,7 @@ export type Bench = (options: BenchOptions) => Promise<BenchResult>;
 
 const BENCHES: Record<string, () => Promise<Bench>> = {
   store: async () => (await import('./store.js')).storeBench,
+  ca: async () => (await import('./ca.js')).caBench,
   bundle: async () => (await import('./bundle.js')).bundleBench,
 };
 

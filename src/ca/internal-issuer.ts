@@ -51,6 +51,8 @@ export class InternalCaIssuer implements Issuer, Revoker {
   readonly name: string;
   readonly #o: InternalCaIssuerOptions;
   #signer: { certificate: ParsedCertificate; key: KeyObject } | undefined;
+  /** The chain above a CA never changes (its parents are fixed when it is made): read it once. */
+  #chain: string[] | undefined;
 
   constructor(options: InternalCaIssuerOptions) {
     this.#o = options;
@@ -137,7 +139,7 @@ export class InternalCaIssuer implements Issuer, Revoker {
     return {
       issuer: this.ref,
       certificatePem: issued.pem,
-      chainPem: chainPems(this.#o.store, this.#o.name, { withRoot: false }),
+      chainPem: (this.#chain ??= chainPems(this.#o.store, this.#o.name, { withRoot: false })),
       serialHex: issued.serialHex,
       notBefore: issued.notBefore,
       notAfter: issued.notAfter,
