@@ -74,6 +74,8 @@ export interface AccountDeps {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly settings: AcmeSettings;
+  /** Told about every account created or changed (the daemon keeps its issuer registry in step). */
+  readonly onChange?: ((account: AcmeAccountRecord) => void) | undefined;
 }
 
 /** What an operation on an account works with; it ends with the operation. */
@@ -243,6 +245,7 @@ export class AcmeAccounts {
         tx.collection<AcmeAccountRecord>(ACME_ACCOUNTS_COLLECTION).insert(record);
       });
       this.#keys.set(keyBlob, privateKey);
+      this.#deps.onChange?.(record);
       this.#deps.logger.info(
         { account: name, directory: url, accountUrl: record.accountUrl },
         'ACME account registered',
@@ -308,6 +311,7 @@ export class AcmeAccounts {
         });
       });
       for (const blob of [record.keyBlob, record.pendingKeyBlob]) if (blob) this.#keys.delete(blob);
+      this.#deps.onChange?.(updated);
       this.#deps.logger.info({ account: name }, 'ACME account deactivated');
       return updated;
     });

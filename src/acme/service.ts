@@ -7,6 +7,7 @@ import type { Logger } from '../core/logger.js';
 import type { Config } from '../config/schema.js';
 import type { Sealer } from '../keys/port.js';
 import type { Store } from '../store/port.js';
+import type { Issuer, IssuerRef } from '../issuer/port.js';
 import { AcmeAccounts, type AcmeSettings } from './accounts.js';
 import { DEFAULT_CLIENT_SETTINGS, type ClientSettings } from './client.js';
 import { AcmeIssuer } from './issuer.js';
@@ -25,6 +26,8 @@ export interface AcmeServiceOptions {
   readonly random?: () => number;
   /** Replaces the rules built from `config.solvers` (tests). */
   readonly rules?: readonly SolverRule[];
+  /** Where `acme:<account>` issuers are registered for lifecycle/ (the daemon's IssuerRegistry). */
+  readonly registry?: { register(issuer: Issuer): void; unregister(ref: IssuerRef): void };
 }
 
 export class AcmeService {
@@ -48,7 +51,12 @@ export class AcmeService {
       clock: options.clock,
       logger,
       settings,
+      onChange: (account) => {
+        if (account.status === 'valid') options.registry?.register(this.issuer(account.id));
+        else options.registry?.unregister(`acme:${account.id}`);
+      },
     });
+    for (const issuer of this.issuers()) options.registry?.register(issuer);
     const listen = options.config.http01.listen;
     this.responder = listen ? new Http01Responder(listen, logger) : undefined;
     this.#rules =

@@ -11,6 +11,7 @@ import { createRevocationServer } from '../api/routes/revocation.js';
 import { clientCaCertificates } from '../api/auth/mtls.js';
 import { createMetrics } from '../api/metrics.js';
 import { ensureDaemonCertificate } from '../ca/authority.js';
+import { AcmeService } from '../acme/index.js';
 import { createLogger } from './logger.js';
 import { createTargets } from '../deploy/index.js';
 import { buildScheduler } from './sweeps.js';
@@ -49,6 +50,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
     createTargets(c.deploy, { allowedDirs: config.deploy.allowedDirs, field: `certificates[${i}].deploy` }),
   );
   const services = await openServices(config, clock, logger);
+  let acme: AcmeService | undefined;
   try {
     if (!isInitializedStore(services.store)) throw notInitialized(config.dataDir);
     let sealer: SoftwareSealer | undefined;
@@ -86,6 +88,19 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
             clock,
             logger,
           });
+    // The ACME client needs the sealer (account keys); its http-01 responder listens only when configured.
+    acme =
+      unsealed === undefined || sealer === undefined
+        ? undefined
+        : new AcmeService({
+            store: services.store,
+            sealer,
+            clock,
+            logger,
+            config: config.acme,
+            registry: unsealed.issuers,
+          });
+    await acme?.start();
     const reconcile = async (declared: Config['certificates'], actor: string) =>
       reconcileDeclared({ store: services.store, audit: services.audit, clock, logger, declared, actor });
     if (unsealed !== undefined) {
@@ -116,6 +131,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
       {
         reload,
         metrics,
+        acme,
         clock,
         store: services.store,
         audit: services.audit,
@@ -197,6 +213,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
           await scheduler?.stop();
           await httpApp?.close();
           await app.close();
+          await acme?.stop();
           await services.close();
           logger.info({}, 'stopped');
           logger.flush?.();
@@ -205,6 +222,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
       },
     };
   } catch (err) {
+    await acme?.stop();
     await services.close();
     throw err;
   }
