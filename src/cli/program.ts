@@ -9,6 +9,7 @@ import { deployCommand } from './commands/deploy.js';
 import { caCommand } from './commands/ca.js';
 import { vpnCommand } from './commands/vpn.js';
 import { agentCommand } from './commands/agent.js';
+import { acmeCommand } from './commands/acme.js';
 import { daemonCommands } from './commands/daemon.js';
 
 export { VERSION } from '../app/version.js';
@@ -44,6 +45,7 @@ export function buildProgram(io: CliIo): Command {
   deployCommand(program, io, globals);
   vpnCommand(program, io, globals);
   agentCommand(program, io, globals);
+  acmeCommand(program, io, globals);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }
