@@ -207,7 +207,7 @@ describe('CRL and OCSP served by the daemon, checked by openssl', () => {
       body: { serial: managed.serial, reason: 'superseded' },
     });
     assert.equal(ok.status, 200, ok.text);
-    assert.equal(ok.json.certificate, "web", ok.text);
+    assert.equal(ok.json.certificate, 'web', ok.text);
     assert.equal(ok.json.reason, 'superseded');
     const versions = await api.call('GET', '/v1/certificates/web/versions', { token: api.adminToken });
     assert.equal(versions.json.versions[0].status, 'revoked', 'the managed version is marked revoked');
