@@ -9,7 +9,7 @@
  *      sends), and the bare server;
  *   2. 1 000 concurrent long-polling clients (`?wait`, If-None-Match) held by the daemon: errors, the
  *      daemon's RSS before and while holding them, and how long after a renewal all 1 000 have the new
- *      version.
+ *      version (each of them then is a key export: an unseal and an fsync'd audit entry).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -295,6 +295,9 @@ export async function bundleBench(options: BenchOptions): Promise<BenchResult> {
     const [ready] = (await once(c, 'message')) as [ChildReady];
     const auth = { authorization: `Bearer ${ready.service}` };
     const bundleUrl = `${ready.url}/v1/certificates/web/bundle`;
+    // Long polls first, so the idle RSS is that of a fresh daemon, not of one after the load phases.
+    const held = await longPolls(c, ready, options.quick ? 200 : LONG_POLLS);
+    // The ETag of the version the long polls ended on (they renewed it).
     const etag = await new Promise<string>((resolve, reject) => {
       const req = request(bundleUrl, { ca: ready.ca, agent: false, headers: auth }, (res) => {
         res.resume();
@@ -314,7 +317,6 @@ export async function bundleBench(options: BenchOptions): Promise<BenchResult> {
       304,
       seconds * 1000,
     );
-    const held = await longPolls(c, ready, options.quick ? 200 : LONG_POLLS);
 
     const row = (name: string, r: LoadResult) =>
       `| ${name} | ${r.perSecond.toFixed(0)} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.errors} | ${(r.perSecond / bare.perSecond).toFixed(2)} |`;
