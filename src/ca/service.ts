@@ -624,14 +624,20 @@ export class CaService {
     return [...this.#publishers.values()].filter((p) => p.refreshDue(now)).map((p) => p.ca);
   }
 
-  /** Rebuilds every due CRL; failures are logged and retried on the next sweep. */
-  async refreshCrls(now: Date): Promise<void> {
+  /** Rebuilds every due CRL; failures are logged and retried on the next sweep (the scheduler's outcome). */
+  async refreshCrls(now: Date): Promise<{ processed: number; failed: number }> {
+    let processed = 0;
+    let failed = 0;
     for (const name of this.refreshDue(now)) {
-      await this.#publishers
-        .get(name)!
-        .rebuild()
-        .catch((err: unknown) => this.#o.logger.error({ err, ca: name }, 'scheduled CRL rebuild failed'));
+      try {
+        await this.#publishers.get(name)!.rebuild();
+        processed++;
+      } catch (err) {
+        failed++;
+        this.#o.logger.error({ err, ca: name }, 'scheduled CRL rebuild failed');
+      }
     }
+    return { processed, failed };
   }
 }
 
