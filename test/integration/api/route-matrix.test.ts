@@ -169,6 +169,37 @@ const ROUTES: readonly RouteCase[] = [
     expect: [200, 200, 403, 403, 403, 401],
   },
   { route: 'POST /v1/reload', path: '/v1/reload', expect: [200, 200, 403, 403, 403, 401] },
+  // Deploy state
+  { route: 'GET /v1/deployments', path: '/v1/deployments', expect: [200, 200, 403, 200, 403, 401] },
+  {
+    // Past authorization, `web` has no deploy targets: 400.
+    route: 'POST /v1/deployments/:name/retry',
+    path: '/v1/deployments/web/retry',
+    expect: [400, 400, 403, 403, 403, 401],
+  },
+  // ACME accounts (no ACME server here: past authorization, the calls fail as they would upstream)
+  { route: 'GET /v1/acme/accounts', path: '/v1/acme/accounts', expect: [200, 200, 403, 200, 403, 401] },
+  {
+    route: 'GET /v1/acme/accounts/:name',
+    path: '/v1/acme/accounts/nope',
+    expect: [404, 404, 403, 404, 403, 401],
+  },
+  {
+    route: 'POST /v1/acme/accounts',
+    path: '/v1/acme/accounts',
+    body: (who) => ({ name: `acme-${who}`, directory: 'https://127.0.0.1:9/directory', agreeTos: true }),
+    expect: [502, 502, 403, 403, 403, 401],
+  },
+  {
+    route: 'POST /v1/acme/accounts/:name/rollover',
+    path: '/v1/acme/accounts/nope/rollover',
+    expect: [404, 404, 403, 403, 403, 401],
+  },
+  {
+    route: 'POST /v1/acme/accounts/:name/deactivate',
+    path: '/v1/acme/accounts/nope/deactivate',
+    expect: [404, 404, 403, 403, 403, 401],
+  },
   // Relying parties: no token, same answer for everyone.
   { route: 'GET /crl/:file', path: '/crl/default.crl', expect: PUBLIC },
   { route: 'GET /ca/:file', path: '/ca/default.crt', expect: PUBLIC },
