@@ -29,6 +29,8 @@ export interface PebbleOptions {
   readonly alwaysValid?: boolean;
   /** Names pebble refuses with rejectedIdentifier. */
   readonly blocklist?: readonly string[];
+  /** PEBBLE_ALTERNATE_ROOTS: extra hierarchies, offered as Link rel="alternate" chains. */
+  readonly alternateRoots?: number;
 }
 
 export interface Pebble {
@@ -51,6 +53,8 @@ export interface Pebble {
   clearTxt(host: string): Promise<void>;
   /** `{ Status: 'Valid' | 'Revoked', Reason? }` from the management port. */
   certStatus(serialHex: string): Promise<{ Status: string; Reason?: number }>;
+  /** The root of hierarchy `index` (0 is the default chain's), PEM. */
+  root(index: number): Promise<string>;
   log(): string;
 }
 
@@ -238,6 +242,7 @@ export async function startPebble(t: TestContext, options: PebbleOptions = {}): 
       PEBBLE_WFE_NONCEREJECT: String(options.nonceReject ?? 0),
       PEBBLE_AUTHZREUSE: '0',
       ...(options.alwaysValid ? { PEBBLE_VA_ALWAYS_VALID: '1' } : {}),
+      ...(options.alternateRoots ? { PEBBLE_ALTERNATE_ROOTS: String(options.alternateRoots) } : {}),
     },
   );
   const directoryUrl = `https://127.0.0.1:${acmePort}/dir`;
@@ -292,6 +297,9 @@ export async function startPebble(t: TestContext, options: PebbleOptions = {}): 
       const res = await get(`${mgmt}/cert-status-by-serial/${serialHex}`, tls.caPem);
       // pebble 2.4 answers Python-style single quotes
       return JSON.parse(res.body.replace(/'/g, '"')) as { Status: string; Reason?: number };
+    },
+    async root(index) {
+      return (await get(`${mgmt}/roots/${index}`, tls.caPem)).body;
     },
     log: () => logs.join(''),
   };

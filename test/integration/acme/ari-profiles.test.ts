@@ -151,4 +151,57 @@ describe('ARI and profiles against the test responder in front of pebble', () =>
     );
     assert.equal(responder.orders.length, count);
   });
+
+  test('rateLimited with Retry-After and serverInternal are retryable and not retried in place; unauthorized is terminal', async (t) => {
+    const pebble = await startPebble(t, { alwaysValid: true });
+    if (!pebble) return;
+    const clock = new FakeClock(Date.now());
+    const responder = await startAriResponder(t, pebble, {
+      profiles: {},
+      defaultWindow: () => ({
+        start: new Date(clock.nowMs() + 60 * DAY),
+        end: new Date(clock.nowMs() + 62 * DAY),
+      }),
+    });
+    const f = await acmeFixture(t, {
+      clock,
+      config: acmeConfig({ solvers: [{ http01: { webroot: await tempDir(t) } }] }),
+    });
+    await f.service.accounts.register({
+      name: 'rl',
+      directory: responder.directoryUrl,
+      agreeTos: true,
+      caPem: pebble.tlsCaPem,
+    });
+    const name = randomName('rl');
+    const issue = async () =>
+      f.service.issuer('rl').issue({ csrDer: await csrFor([name]), sans: [name] }, f.ctx);
+    const cases = [
+      {
+        status: 429,
+        type: 'rateLimited',
+        detail: 'too many certificates for this name',
+        retryAfter: '120',
+        retryable: true,
+      },
+      { status: 503, type: 'serverInternal', detail: 'down for maintenance', retryable: true },
+      { status: 403, type: 'unauthorized', detail: 'account is not allowed to issue', retryable: false },
+    ];
+    for (const c of cases) {
+      const before = responder.orders.length;
+      responder.failNextOrders.push(c);
+      await assert.rejects(issue(), (err) => {
+        assert.ok(isAppError(err, 'ACME_ERROR'), String(err));
+        assert.equal(err.retryable, c.retryable, c.type);
+        assert.equal(err.details.problemType, `urn:ietf:params:acme:error:${c.type}`);
+        assert.equal(err.details.status, c.status);
+        if (c.retryAfter)
+          assert.equal(err.details.retryAfter, new Date(clock.nowMs() + 120_000).toISOString());
+        assert.match(err.message, new RegExp(`creating the ACME order: ${c.type}: ${c.detail}`));
+        return true;
+      });
+      assert.equal(responder.orders.length, before + 1, `${c.type}: one request, no retry storm`);
+    }
+    assert.ok((await issue()).serialHex, 'and the next attempt goes through');
+  });
 });

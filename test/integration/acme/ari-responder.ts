@@ -31,6 +31,8 @@ export interface AriResponder {
   setWindow(certId: string, window: Window): void;
   /** Certificates (by certID) the responder treats as already replaced. */
   readonly replaced: Set<string>;
+  /** Problems the next newOrders get instead of pebble's answer (rate limits, outages). */
+  readonly failNextOrders: Array<{ status: number; type: string; detail: string; retryAfter?: string }>;
 }
 
 const PROBLEM = 'application/problem+json';
@@ -59,6 +61,7 @@ export async function startAriResponder(
   const orders: AriResponder['orders'] = [];
   const ariHits = new Map<string, number>();
   const replaced = new Set<string>();
+  const failNextOrders: AriResponder['failNextOrders'] = [];
   let base = '';
 
   const forward = (
@@ -138,6 +141,21 @@ export async function startAriResponder(
         Buffer.from(jws.payload, 'base64url').toString('utf8'),
       ) as AriResponder['orders'][number];
       orders.push(payload);
+      const fail = failNextOrders.shift();
+      if (fail) {
+        res.writeHead(fail.status, {
+          'content-type': PROBLEM,
+          ...(fail.retryAfter ? { 'retry-after': fail.retryAfter } : {}),
+        });
+        res.end(
+          JSON.stringify({
+            type: `urn:ietf:params:acme:error:${fail.type}`,
+            detail: fail.detail,
+            status: fail.status,
+          }),
+        );
+        return;
+      }
       if (payload.profile !== undefined && !(payload.profile in options.profiles)) {
         return problem(res, 400, 'invalidProfile', `profile "${payload.profile}" is not offered`);
       }
@@ -180,6 +198,7 @@ export async function startAriResponder(
     orders,
     ariHits,
     replaced,
+    failNextOrders,
     setWindow: (certId, window) => windows.set(certId, window),
   };
 }

@@ -2,11 +2,13 @@ import { test, describe, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { readFile, readdir } from 'node:fs/promises';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isAppError } from '../../../src/core/errors.js';
 import { parseCertificate } from '../../../src/pki/certificate.js';
 import { SEALED_BLOB_PREFIX } from '../../../src/store/port.js';
 import { startPebble } from '../../helpers/pebble.js';
+import { runPeer } from '../../helpers/peers.js';
 import { tempDir } from '../../helpers/tmp.js';
 import {
   acmeConfig,
@@ -268,5 +270,28 @@ describe('ACME against pebble', () => {
     assertChainVerifies(a, r2, dir);
     assertChainVerifies(b, r3, dir);
     assert.notEqual(a.rootPem, b.rootPem, 'two distinct CAs');
+  });
+});
+
+describe('alternate chains', () => {
+  test('preferred chain by issuer CN (RFC 8555 §7.4.2 Link rel="alternate"); the default chain otherwise', async (t) => {
+    const pebble = await startPebble(t, { alwaysValid: true, alternateRoots: 1 });
+    if (!pebble) return;
+    const dir = await tempDir(t);
+    const alternateRoot = await pebble.root(1);
+    const rootCn = /CN ?= ?(.+)/
+      .exec(runPeer('openssl', ['x509', '-noout', '-subject'], alternateRoot).stdout)![1]!
+      .trim();
+    const { service, ctx } = await acmeFixture(t, { config: await webrootConfig(t) });
+    await service.accounts.register(registerInput(pebble, 'default'));
+    await service.accounts.register({ ...registerInput(pebble, 'alt'), preferredChain: rootCn });
+    const name = randomName();
+    const plain = await service.issuer('default').issue({ csrDer: await csrFor([name]), sans: [name] }, ctx);
+    const preferred = await service.issuer('alt').issue({ csrDer: await csrFor([name]), sans: [name] }, ctx);
+    assertChainVerifies(pebble, plain, dir);
+    const altRootFile = join(dir, 'alt-root.pem');
+    writeFileSync(altRootFile, alternateRoot);
+    assertChainVerifies({ ...pebble, rootFile: altRootFile }, preferred, dir);
+    assert.notEqual(preferred.chainPem[0], plain.chainPem[0], 'another intermediate');
   });
 });
