@@ -21,14 +21,7 @@ export interface LedgerRecord extends StoredRecord {
   readonly reason?: RevocationReason;
 }
 
-/**
- * The canonical serial, as `serialHexOf` writes it: lowercase hex of the magnitude's octets (an even
- * number of digits, so `0d…` keeps its zero nibble), no separators, no zero octets in front.
- */
-export function normaliseSerial(serialHex: string): string {
-  const digits = serialHex.replace(/:/g, '').toLowerCase().replace(/^0+/, '');
-  if (digits === '') return '00';
-  return digits.length % 2 ? `0${digits}` : digits;
-}
+export { normaliseSerial } from '../pki/certificate.js';
+import { normaliseSerial } from '../pki/certificate.js';
 
 export const ledgerId = (ca: string, serialHex: string): string => `${ca}/${normaliseSerial(serialHex)}`;

@@ -14,6 +14,7 @@ import { canRevoke } from '../issuer/port.js';
 import { buildCsr, parseCsr } from '../pki/csr.js';
 import { parseSanText } from '../pki/general-name.js';
 import { decodePemBlocks } from '../pki/pem.js';
+import { normaliseSerial } from '../pki/certificate.js';
 import { renewalTime } from './renewal-time.js';
 import { nextAttemptAt } from './backoff.js';
 import {
@@ -126,7 +127,7 @@ export class CertificateService {
   }
 
   findBySerial(serialHex: string): VersionRecord | undefined {
-    const serial = serialHex.toLowerCase().replace(/^0+(?=.)/, '');
+    const serial = normaliseSerial(serialHex);
     return this.#o.store
       .collection<VersionRecord>(VERSIONS_COLLECTION)
       .list((v) => v.serialHex === serial)[0];

@@ -92,6 +92,16 @@ export function serialHexOf(content: Uint8Array): string {
   return (buf.length > 1 && buf[0] === 0 ? buf.subarray(1) : buf).toString('hex');
 }
 
+/**
+ * The canonical serial, as `serialHexOf` writes it: lowercase hex of the magnitude's octets (an even
+ * number of digits, so `0d…` keeps its zero nibble), no separators, no zero octets in front.
+ */
+export function normaliseSerial(serialHex: string): string {
+  const digits = serialHex.replace(/:/g, '').toLowerCase().replace(/^0+/, '');
+  if (digits === '') return '00';
+  return digits.length % 2 ? `0${digits}` : digits;
+}
+
 /** A parsed certificate. Fields are views into `der`; the public key is decoded on first use. */
 export class ParsedCertificate {
   #publicKey: KeyObject | undefined;
