@@ -13,6 +13,7 @@ import { runHook, hookEnvironment } from '../../../src/acme/solvers/exec.js';
 import {
   globMatches,
   identifierMatches,
+  buildSolverRules,
   selectSolver,
   type SolverRule,
 } from '../../../src/acme/solvers/select.js';
@@ -211,5 +212,24 @@ describe('challenge solvers', () => {
       state === 'gone' || state === 'Z',
       `the grandchild (sleep) was killed with the group (state ${state})`,
     );
+  });
+
+  test('the default http01 rule without acme.http01.listen says what to configure, only when used', async () => {
+    const [rule] = buildSolverRules([{ http01: {} }], { logger: silentLogger });
+    const task = {
+      type: 'http-01' as const,
+      identifier: { type: 'dns' as const, value: 'a.example' },
+      wildcard: false,
+      token: 't',
+      keyAuthorization: 't.x',
+    };
+    await assert.rejects(
+      rule!.solver.present(task, { logger: silentLogger }),
+      (e) =>
+        isAppError(e, 'ACME_SOLVER_FAILED') &&
+        !e.retryable &&
+        /set acme\.http01\.listen \(or serve --http01-listen\)/.test(e.message),
+    );
+    await rule!.solver.cleanup(task, { logger: silentLogger });
   });
 });
