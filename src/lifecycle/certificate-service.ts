@@ -10,7 +10,7 @@ import type { Store } from '../store/port.js';
 import { SEALED_BLOB_PREFIX } from '../store/port.js';
 import type { AuditRecorder } from '../audit/audit-log.js';
 import type { Issuer, IssuerRef, OpContext, RevocationReason } from '../issuer/port.js';
-import { canRevoke } from '../issuer/port.js';
+import { canAdviseRenewal, canRevoke } from '../issuer/port.js';
 import { buildCsr, parseCsr } from '../pki/csr.js';
 import { parseSanText } from '../pki/general-name.js';
 import { decodePemBlocks } from '../pki/pem.js';
@@ -415,6 +415,20 @@ export class CertificateService {
       at,
     });
     return updated;
+  }
+
+  /**
+   * The issuer's suggested renewal window for the current version (ACME ARI, RFC 9773), when the issuer
+   * advises one; the issuer caches it and re-asks only after the Retry-After it was given.
+   */
+  async renewalWindow(name: string, ctx: OpContext): Promise<{ start: Date; end: Date } | undefined> {
+    const cert = this.get(name);
+    if (cert.currentVersion === undefined) return undefined;
+    const issuer = this.#o.resolveIssuer(cert.issuer);
+    if (!canAdviseRenewal(issuer)) return undefined;
+    const pem = firstPem((await this.#o.store.getBlob(this.current(name).chainBlob))?.toString('utf8') ?? '');
+    const window = pem ? await issuer.renewalWindow(pem, ctx) : undefined;
+    return window ? { start: window.start, end: window.end } : undefined;
   }
 
   /** The current version's PEMs and, when asked, its private key (unsealed just for this call). */

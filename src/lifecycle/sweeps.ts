@@ -3,6 +3,7 @@
  * says is due, retry failed deploys, move superseded keys through their states, and raise expiry alerts.
  * Each takes `now` and a mapLimit, so it is driven the same way by the scheduler and by tests.
  */
+import { createHash } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
 import type { Store } from '../store/port.js';
@@ -54,7 +55,14 @@ export async function renewalSweep(
       alertIfExpiring(deps, c, current, now);
       continue;
     }
-    const decision = decideReissue({ certificate: c, ...(current ? { current } : {}), now });
+    const renewalWindow =
+      current && c.issuer.startsWith('acme:') ? await advisedWindow(deps, c.id) : undefined;
+    const decision = decideReissue({
+      certificate: c,
+      ...(current ? { current } : {}),
+      ...(renewalWindow ? { renewalWindow, ariJitter: stableJitter(current!.serialHex) } : {}),
+      now,
+    });
     if (decision) due.push({ name: c.id, reason: decision.reason });
     else alertIfExpiring(deps, c, current, now);
   }
@@ -79,6 +87,25 @@ export async function renewalSweep(
     }
   }
   return { processed: due.length, failed: failed.length };
+}
+
+/** ARI window for a certificate; a failure to ask is logged and treated as no advice. */
+async function advisedWindow(deps: SweepDeps, name: string): Promise<{ start: Date; end: Date } | undefined> {
+  try {
+    return await deps.certificates.renewalWindow(name, {
+      clock: deps.clock,
+      logger: deps.logger,
+      actor: 'system',
+    });
+  } catch (err) {
+    deps.logger.warn({ certificate: name, err }, 'could not fetch the renewal window (ARI)');
+    return undefined;
+  }
+}
+
+/** Where in the ARI window this version renews: random per version, stable across restarts (RFC 9773 §4.2). */
+function stableJitter(serialHex: string): number {
+  return createHash('sha256').update(serialHex).digest().readUInt32BE(0) / 2 ** 32;
 }
 
 function alertIfExpiring(
