@@ -8,6 +8,7 @@ command -v nginx >/dev/null || need+=(nginx-light)
 command -v pebble >/dev/null || need+=(pebble)
 command -v wg >/dev/null || need+=(wireguard-tools)
 command -v wireguard-go >/dev/null || need+=(wireguard-go) # userspace WireGuard: tunnel tests in unshare -n
+command -v ip >/dev/null || need+=(iproute2) # network namespaces for the WireGuard tunnel test
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-peers: missing ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2
