@@ -12,11 +12,11 @@ import type {
   IssuerRef,
   OpContext,
   RenewalAdvisor,
-  RevocationReason,
   RevokeRequest,
   Revoker,
 } from '../issuer/port.js';
 import { parseCertificate } from '../pki/certificate.js';
+import { REVOCATION_REASONS } from '../pki/revocation.js';
 import type { Store, StoredRecord } from '../store/port.js';
 import type { AcmeAccounts, AcmeSession } from './accounts.js';
 import { ariCertId, fetchRenewalInfo, pickRenewalTime, type RenewalInfo } from './ari.js';
@@ -43,20 +43,6 @@ export interface RenewalInfoRecord extends StoredRecord {
   /** Consecutive failed checks: the next one backs off exponentially (§4.3.3). */
   readonly failures: number;
 }
-
-/** RFC 5280 §5.3.1 reason codes; 7 is unassigned, so an index would be wrong from removeFromCRL on. */
-const REASON_CODES: Readonly<Record<RevocationReason, number>> = {
-  unspecified: 0,
-  keyCompromise: 1,
-  cACompromise: 2,
-  affiliationChanged: 3,
-  superseded: 4,
-  cessationOfOperation: 5,
-  certificateHold: 6,
-  removeFromCRL: 8,
-  privilegeWithdrawn: 9,
-  aACompromise: 10,
-};
 
 const ARI_FAILURE_BACKOFF_MS = 60_000;
 const ARI_FAILURE_BACKOFF_MAX_MS = 6 * 3_600_000;
@@ -130,7 +116,7 @@ export class AcmeIssuer implements Issuer, Revoker, RenewalAdvisor {
     const account = this.deps.accounts.get(this.accountName);
     await this.deps.accounts.session(account, ctx.signal, ({ client }) =>
       step(`revoking certificate ${request.serialHex}`, () =>
-        client.revokeCertificate(request.certificatePem, { reason: REASON_CODES[request.reason] }),
+        client.revokeCertificate(request.certificatePem, { reason: REVOCATION_REASONS[request.reason] }),
       ),
     );
   }
