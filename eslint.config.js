@@ -104,6 +104,7 @@ const OWNERS = {
   '@peculiar/x509': ['pki', 'ca'],
   pkijs: ['pki', 'ca'],
   asn1js: ['pki', 'ca'],
+  jose: ['api', 'agent'],
 };
 
 const folders = Object.keys(ALLOWED);

@@ -105,6 +105,10 @@ export const ERROR_CATALOGUE = {
   LINT_FAILED: entry('invalid', 'The to-be-signed certificate failed a lint rule; nothing was signed.'),
   CERT_NOT_FOUND: entry('not_found', 'No certificate or version matches.'),
   CERT_EXISTS: entry('conflict', 'A certificate of this name exists already.'),
+  CERT_KEY_STATE: entry(
+    'conflict',
+    'The key is not in a state that allows this (e.g. restore after its destruction).',
+  ),
   REVOCATION_INVALID: entry('invalid', 'The revocation request is invalid (reason, serial, state).'),
   // issuers, acme
   ISSUER_NOT_FOUND: entry('not_found', 'The issuer reference names no CA or ACME account.'),

@@ -17,6 +17,7 @@ import { decodePemBlocks } from '../pki/pem.js';
 import { normaliseSerial } from '../pki/certificate.js';
 import { renewalTime } from './renewal-time.js';
 import { nextAttemptAt } from './backoff.js';
+import { planKeyRestore } from './key-destruction.js';
 import {
   CERTIFICATES_COLLECTION,
   VERSIONS_COLLECTION,
@@ -415,6 +416,33 @@ export class CertificateService {
       at,
     });
     return updated;
+  }
+
+  /** `cert key restore`: a key pending destruction goes back to disabled and is kept (audited). */
+  async restoreKey(name: string, version: number, ctx: OpContext): Promise<VersionRecord> {
+    this.get(name);
+    const v = this.#o.store.collection<VersionRecord>(VERSIONS_COLLECTION).find(versionId(name, version));
+    if (v === undefined)
+      throw new CaError('CERT_NOT_FOUND', `certificate "${name}" has no version ${version}`, {
+        details: { certificate: name, version },
+      });
+    const plan = planKeyRestore(v, ctx.clock.now());
+    if (!plan.ok)
+      throw new CaError('CERT_KEY_STATE', plan.reason, { details: { certificate: name, version } });
+    await this.#o.audit.append({
+      actor: ctx.actor,
+      action: 'key.restore',
+      subject: `cert:${name}`,
+      outcome: 'success',
+      ...(ctx.requestId ? { requestId: ctx.requestId } : {}),
+      details: { version, from: plan.transition.from, to: plan.transition.to },
+    });
+    return this.#o.store.tx((tx) =>
+      tx.collection<VersionRecord>(VERSIONS_COLLECTION).update(v.id, (r) => {
+        const { destroyAfter: _d, ...rest } = r;
+        return { ...rest, keyState: 'disabled', restoredAt: ctx.clock.now().toISOString() };
+      }),
+    );
   }
 
   /**

@@ -21,7 +21,15 @@ export const DEFAULT_KEY_DESTRUCTION: KeyDestructionPolicy = {
 
 export type KeyVersion = Pick<
   VersionRecord,
-  'id' | 'certificate' | 'version' | 'status' | 'keyState' | 'keyBlob' | 'destroyAfter' | 'createdAt'
+  | 'id'
+  | 'certificate'
+  | 'version'
+  | 'status'
+  | 'keyState'
+  | 'keyBlob'
+  | 'destroyAfter'
+  | 'createdAt'
+  | 'restoredAt'
 >;
 
 export interface KeyTransition {
@@ -49,7 +57,14 @@ export function planKeyTransitions(
   for (const v of [...versions].sort(
     (a, b) => a.certificate.localeCompare(b.certificate) || a.version - b.version,
   )) {
-    if (v.keyBlob === undefined || v.keyState === 'destroyed' || v.status === 'active') continue;
+    // A key restored by an operator stays disabled until they decide otherwise: never re-scheduled.
+    if (
+      v.keyBlob === undefined ||
+      v.keyState === 'destroyed' ||
+      v.status === 'active' ||
+      (v.keyState === 'disabled' && v.restoredAt !== undefined)
+    )
+      continue;
     const base = { versionId: v.id, certificate: v.certificate, version: v.version, from: v.keyState };
     switch (v.keyState) {
       case 'enabled':

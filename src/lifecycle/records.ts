@@ -75,6 +75,8 @@ export interface VersionRecord extends StoredRecord {
   readonly keyBlob?: string;
   readonly keyState: KeyState;
   readonly destroyAfter?: string;
+  /** Set by `cert key restore`: the key was brought back from pending-destruction and is kept. */
+  readonly restoredAt?: string;
   readonly createdAt: string;
   readonly reason: string;
 }

@@ -46,6 +46,10 @@ const createBody = z.strictObject({
 });
 
 const nameParams = z.strictObject({ name: z.string().min(1).max(64) });
+const versionParams = z.strictObject({
+  name: z.string().min(1).max(64),
+  version: z.coerce.number().int().min(1),
+});
 const revokeBody = z.strictObject({
   reason: z
     .enum(
@@ -96,6 +100,7 @@ export function versionView(v: VersionRecord) {
     revokedAt: v.revokedAt ?? null,
     revocationReason: v.revocationReason ?? null,
     keyState: v.keyBlob ? v.keyState : 'not-held',
+    destroyAfter: v.destroyAfter ?? null,
     reason: v.reason,
   };
 }
@@ -209,6 +214,13 @@ export function certificateRoutes(deps: ApiDeps): FastifyPluginAsync {
       }
       const version = await certs.revoke(target, body.reason, opContext(deps, request));
       return { version: versionView(version) };
+    });
+
+    app.post('/v1/certificates/:name/versions/:version/key/restore', async (request) => {
+      const { name, version } = parseInput(versionParams, request.params, 'params');
+      authorize(request.principal!, 'cert.manage', { kind: 'cert', name });
+      const restored = await service(deps).restoreKey(name, version, opContext(deps, request));
+      return { version: versionView(restored) };
     });
 
     app.get('/v1/certificates/:name/bundle', async (request, reply) => {

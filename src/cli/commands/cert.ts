@@ -201,6 +201,30 @@ export function certCommand(program: Command, io: CliIo, globals: () => GlobalOp
       );
     });
 
+  const key = cert
+    .command('key')
+    .description("a version's private key: its state (enabled, disabled, pending-destruction, destroyed)");
+  key
+    .command('restore')
+    .argument('<name>')
+    .requiredOption('--version <n>', 'the version whose key is pending destruction')
+    .description('bring a key pending destruction back (disabled, kept) before its destruction date')
+    .action(async (name: string, opts: { version: string }) => {
+      const g = globals();
+      const res = await (
+        await connect(g, io)
+      ).post<{ version: VersionView & { keyState: string } }>(
+        `/v1/certificates/${encodeURIComponent(name)}/versions/${encodeURIComponent(opts.version)}/key/restore`,
+        {},
+      );
+      emit(
+        io,
+        g.json,
+        res,
+        () => `restored the key of ${name} version ${res.version.version}: ${res.version.keyState}`,
+      );
+    });
+
   cert
     .command('bundle')
     .argument('<name>')
