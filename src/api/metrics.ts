@@ -24,6 +24,8 @@ export interface MetricsSources {
 export interface Metrics {
   readonly registry: Registry;
   observeIssuance(outcome: IssuanceOutcome): void;
+  /** An expiry alert raised (after de-duplication). */
+  observeExpiryAlert(certificate: string, level: 'warning' | 'critical'): void;
   /** Sweep lag and outcomes, fed by the scheduler. */
   observeSweep(name: string, lagMs: number, ok: boolean): void;
 }
@@ -128,8 +130,18 @@ export function createMetrics(sources: MetricsSources): Metrics {
     registers: [registry],
   });
 
+  const alerts = new Counter({
+    name: 'keywright_certificate_expiry_alerts_total',
+    help: 'Expiry alerts raised: within the threshold of expiry while renewal fails or is overdue.',
+    labelNames: ['name', 'level'],
+    registers: [registry],
+  });
+
   return {
     registry,
+    observeExpiryAlert(certificate, level) {
+      alerts.inc({ name: certificate, level });
+    },
     observeIssuance(o) {
       issuances.inc({ issuer: o.issuer, outcome: o.ok ? 'success' : (o.code ?? 'error') });
       if (o.ok) issuanceSeconds.observe({ issuer: o.issuer }, o.durationMs / 1000);

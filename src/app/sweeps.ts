@@ -7,6 +7,7 @@ import { Scheduler } from '../scheduler/index.js';
 import type { Metrics } from '../api/metrics.js';
 import { renewalSweep, deployRetrySweep, keyDestructionSweep, type SweepDeps } from '../lifecycle/sweeps.js';
 import { DEFAULT_KEY_DESTRUCTION } from '../lifecycle/key-destruction.js';
+import { createAlertSink } from '../lifecycle/alerts.js';
 import type { UnsealedServices } from './unsealed.js';
 
 /** The daemon's sweeps, wired in one place: the scheduler fires them, the modules do the work. */
@@ -33,13 +34,20 @@ export function buildScheduler(deps: {
     deployer: unsealed.deployer,
     clock,
     logger: logger.child({ component: 'lifecycle' }),
-    onExpiryAlert: (certificate, alert) =>
-      unsealed.events.publish({
-        type: 'expiry-alert',
-        resource: { kind: 'cert', name: certificate },
-        at: clock.now().toISOString(),
-        details: { level: alert.level, remainingSeconds: Math.round(alert.remainingMs / 1000) },
-      }),
+    alerts: createAlertSink({
+      config: config.alerts,
+      clock,
+      logger: logger.child({ component: 'alerts' }),
+      notify: (certificate, alert) => {
+        deps.metrics?.observeExpiryAlert(certificate, alert.level);
+        unsealed.events.publish({
+          type: 'expiry-alert',
+          resource: { kind: 'cert', name: certificate },
+          at: clock.now().toISOString(),
+          details: { level: alert.level, remainingSeconds: Math.round(alert.remainingMs / 1000) },
+        });
+      },
+    }),
   };
   scheduler.add({
     name: 'renewal',

@@ -326,6 +326,23 @@ export const configSchema = z.strictObject({
       allowedDirs: z.array(z.string().regex(/^\//, 'an absolute path')).default(['/etc/keywright']),
     })
     .prefault({}),
+  /** Expiry alerts: a certificate within `threshold` of expiry while its renewal fails or is overdue. */
+  alerts: z
+    .strictObject({
+      /** A duration before expiry or a percentage of the lifetime. */
+      threshold: z.union([duration, z.string().regex(/^\d{1,2}%$/)]).default('10%'),
+      /** The same alert for the same certificate is not repeated more often than this. */
+      repeat: duration.default(3_600_000),
+      /** Optional: POST each alert as signed JSON (X-Keywright-Signature: sha256=HMAC). */
+      webhook: z
+        .strictObject({
+          url: z.url({ protocol: /^https?$/ }),
+          secret: secretRef.optional(),
+          timeout: duration.default(10_000),
+        })
+        .optional(),
+    })
+    .prefault({}),
   /** How often the daemon's sweeps look for due work (each also runs once at start, to catch up). */
   scheduler: z
     .strictObject({

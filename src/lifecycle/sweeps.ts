@@ -11,7 +11,8 @@ import type { AuditRecorder } from '../audit/audit-log.js';
 import type { CertificateService } from './certificate-service.js';
 import type { CertificateDeployer } from './deployer.js';
 import { decideReissue } from './reissue-policy.js';
-import { expiryAlert, type ExpiryAlert } from './backoff.js';
+import { expiryAlert } from './backoff.js';
+import type { AlertSink } from './alerts.js';
 import { planKeyTransitions, type KeyDestructionPolicy } from './key-destruction.js';
 import {
   CERTIFICATES_COLLECTION,
@@ -33,7 +34,8 @@ export interface SweepDeps {
   readonly deployer: CertificateDeployer;
   readonly clock: Clock;
   readonly logger: Logger;
-  readonly onExpiryAlert?: (certificate: string, alert: ExpiryAlert) => void;
+  /** Where expiry alerts go (de-duplicated there); without one they are only logged. */
+  readonly alerts?: AlertSink;
 }
 
 function currentVersion(store: Store, c: CertificateRecord): VersionRecord | undefined {
@@ -122,13 +124,15 @@ function alertIfExpiring(
     renewalFailing:
       c.lastError !== undefined && (c.lastIssuedAt === undefined || c.lastError.at > c.lastIssuedAt),
     ...(c.renewAt ? { renewAt: new Date(c.renewAt) } : {}),
+    ...(deps.alerts ? { threshold: deps.alerts.threshold } : {}),
   });
   if (alert === undefined) return;
-  deps.logger[alert.level === 'critical' ? 'error' : 'warn'](
-    { certificate: c.id, remainingMs: alert.remainingMs, alert: alert.level },
-    alert.message,
-  );
-  deps.onExpiryAlert?.(c.id, alert);
+  if (deps.alerts) deps.alerts.raise(c.id, alert);
+  else
+    deps.logger.warn(
+      { certificate: c.id, remainingMs: alert.remainingMs, alert: alert.level },
+      alert.message,
+    );
 }
 
 /** Retries deploys whose targets are due. */
