@@ -13,6 +13,7 @@ import { createMetrics } from '../api/metrics.js';
 import { ensureDaemonCertificate } from '../ca/authority.js';
 import { AcmeService } from '../acme/index.js';
 import { createLogger } from './logger.js';
+import type { IssuerRegistry } from '../issuer/registry.js';
 import { createTargets } from '../deploy/index.js';
 import { buildScheduler } from './sweeps.js';
 import { reconcileDeclared, type ReconcileReport } from '../lifecycle/reconcile.js';
@@ -101,8 +102,17 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
             registry: unsealed.issuers,
           });
     await acme?.start();
-    const reconcile = async (declared: Config['certificates'], actor: string) =>
-      reconcileDeclared({ store: services.store, audit: services.audit, clock, logger, declared, actor });
+    const reconcile = async (declared: Config['certificates'], actor: string) => {
+      if (unsealed !== undefined) checkIssuers(declared, unsealed.issuers);
+      return reconcileDeclared({
+        store: services.store,
+        audit: services.audit,
+        clock,
+        logger,
+        declared,
+        actor,
+      });
+    };
     if (unsealed !== undefined) {
       const report = await reconcile(config.certificates, 'system');
       logger.info({ ...report }, 'reconciled the configured certificates');
@@ -248,6 +258,28 @@ export async function runDaemon(options: StartDaemonOptions & { io?: unknown }):
     process.on('SIGINT', onSignal);
   });
   await daemon.stop();
+}
+
+/** A declared certificate naming an issuer that does not exist is a configuration error, named by field. */
+function checkIssuers(declared: Config['certificates'], issuers: IssuerRegistry): void {
+  const known = new Set<string>(issuers.refs());
+  const issues = declared.flatMap((c, i) =>
+    known.has(c.issuer)
+      ? []
+      : [
+          {
+            path: `certificates[${i}].issuer`,
+            message: `unknown issuer "${c.issuer}"; known: ${[...known].join(', ') || 'none'}`,
+          },
+        ],
+  );
+  if (issues.length > 0) {
+    throw new ConfigError(
+      'CONFIG_INVALID',
+      `invalid configuration:\n${issues.map((x) => `  - ${x.path}: ${x.message}`).join('\n')}`,
+      { details: { issues } },
+    );
+  }
 }
 
 function urlHost(host: string): string {

@@ -123,6 +123,41 @@ describe('keywright CLI and daemon, as a user runs them', () => {
     assert.ok(!existsSync(join(base, 'data')), 'nothing was created');
   });
 
+  test('declared certificates: an unknown issuer or a deploy path outside allowedDirs is refused at start, field named', async (t) => {
+    const base = await tempDir(t, 'kw-e2e-');
+    const dataDir = join(base, 'data');
+    assert.equal((await kw(['init', '--data-dir', dataDir])).code, 0);
+    const cfg = join(base, 'kw.yaml');
+    const port = await freePort();
+    await writeFile(
+      cfg,
+      JSON.stringify({
+        dataDir,
+        listen: `127.0.0.1:${port}`,
+        certificates: [{ name: 'web', sans: ['web.internal'], issuer: 'acme:nope' }],
+      }),
+    );
+    const unknown = await kw(['serve', '--config', cfg]);
+    assert.equal(unknown.code, 2, unknown.stderr);
+    assert.match(unknown.stderr, /certificates\[0\]\.issuer: unknown issuer "acme:nope"/);
+    await writeFile(
+      cfg,
+      JSON.stringify({
+        dataDir,
+        listen: `127.0.0.1:${port}`,
+        deploy: { allowedDirs: [join(base, 'ok')] },
+        certificates: [
+          { name: 'web', sans: ['web.internal'], deploy: [{ file: { dir: '/etc/elsewhere' } }] },
+        ],
+      }),
+    );
+    const outside = await kw(['serve', '--config', cfg]);
+    assert.equal(outside.code, 2, outside.stderr);
+    assert.match(outside.stderr, /certificates\[0\]\.deploy\[0\]\.file\.dir/);
+    const list = await kw(['audit', 'verify', '--data-dir', dataDir, '--json']);
+    assert.equal(list.code, 0);
+  });
+
   test('env KEK: missing starts sealed (health only); wrong is refused', async (t) => {
     const base = await tempDir(t, 'kw-e2e-');
     const dir = join(base, 'data');
