@@ -80,6 +80,7 @@ export function certificateView(c: CertificateRecord) {
     lifetimeSeconds: c.lifetimeMs / 1000,
     keyRotation: c.keyRotation,
     source: c.source,
+    retired: c.retired ?? false,
     currentVersion: c.currentVersion ?? null,
     renewAt: c.renewAt ?? null,
     lastIssuedAt: c.lastIssuedAt ?? null,
