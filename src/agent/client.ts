@@ -13,15 +13,24 @@ export interface AgentConnection {
   readonly clientKey?: string | undefined;
 }
 
-export interface BundleRequest {
-  readonly certificate: string;
-  readonly format: 'json' | 'sealed';
+/** What every conditional GET carries: the ETag held, the long-poll length, the stop signal. */
+export interface ConditionalRequest {
   readonly ifNoneMatch?: string | undefined;
   /** Long poll: seconds the daemon may hold the request while If-None-Match is current. */
   readonly waitSeconds?: number | undefined;
+  readonly signal?: AbortSignal | undefined;
+}
+
+export interface BundleRequest extends ConditionalRequest {
+  readonly certificate: string;
+  readonly format: 'json' | 'sealed';
   /** base64url SPKI DER of the agent's own public key (format=sealed). */
   readonly sealKey?: string | undefined;
-  readonly signal?: AbortSignal | undefined;
+}
+
+export interface VpnConfigRequest extends ConditionalRequest {
+  readonly network: string;
+  readonly peer: string;
 }
 
 export type BundleResponse =
@@ -31,7 +40,7 @@ export type BundleResponse =
 /** Answers with no body but a status a retry can fix: the daemon closing, a proxy in front of it. */
 const RETRYABLE_STATUS = new Set([408, 425, 429, 500, 502, 503, 504]);
 
-/** A small client for the one call the agent makes; keeps connections alive between polls. */
+/** A small client for the calls the agent makes; keeps connections alive between polls. */
 export class BundleClient {
   readonly #c: AgentConnection;
   readonly #url: URL;
@@ -71,14 +80,24 @@ export class BundleClient {
   fetchBundle(r: BundleRequest): Promise<BundleResponse> {
     const url = new URL(`v1/certificates/${encodeURIComponent(r.certificate)}/bundle`, withSlash(this.#url));
     url.searchParams.set('format', r.format);
-    if (r.waitSeconds !== undefined && r.waitSeconds > 0) url.searchParams.set('wait', String(r.waitSeconds));
     const headers: Record<string, string> = {
       accept: r.format === 'sealed' ? 'application/jose' : 'application/json',
-      'user-agent': 'keywright-agent',
     };
+    if (r.sealKey) headers['x-keywright-seal-key'] = r.sealKey;
+    return this.#get(url, headers, r);
+  }
+
+  /** A VPN peer's wg-quick config (docs/vpn.md); same ETag and long-poll rules as the bundle. */
+  fetchVpnConfig(r: VpnConfigRequest): Promise<BundleResponse> {
+    const path = `v1/vpn/networks/${encodeURIComponent(r.network)}/peers/${encodeURIComponent(r.peer)}/config`;
+    return this.#get(new URL(path, withSlash(this.#url)), { accept: 'text/plain' }, r);
+  }
+
+  #get(url: URL, extra: Record<string, string>, r: ConditionalRequest): Promise<BundleResponse> {
+    if (r.waitSeconds !== undefined && r.waitSeconds > 0) url.searchParams.set('wait', String(r.waitSeconds));
+    const headers: Record<string, string> = { ...extra, 'user-agent': 'keywright-agent' };
     if (this.#c.token) headers.authorization = `Bearer ${this.#c.token}`;
     if (r.ifNoneMatch) headers['if-none-match'] = r.ifNoneMatch;
-    if (r.sealKey) headers['x-keywright-seal-key'] = r.sealKey;
     const requester = url.protocol === 'https:' ? httpsRequest : httpRequest;
     // The daemon answers a long poll by the end of the wait; anything much later is a dead connection.
     const timeoutMs = ((r.waitSeconds ?? 0) + 30) * 1000;

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { readFile, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { AppError } from '../core/errors.js';
 import { mkdirDurable, writeFileDurable } from '../core/fs-durable.js';
 
@@ -26,12 +26,20 @@ export interface PulledBundle {
 }
 
 export interface AgentState {
-  readonly certificate: string;
+  /** What the files hold: `cert:<name>` or `vpn:<network>/<peer>`. */
+  readonly subject: string;
   readonly etag: string;
   readonly fingerprint: string;
-  readonly version: number;
+  readonly version?: number | undefined;
   /** The reload command has not yet succeeded for these files: run it again on the next pull. */
   readonly reloadPending: boolean;
+}
+
+/** One file the agent writes: atomically, with this mode. */
+export interface OutputFile {
+  readonly path: string;
+  readonly content: string;
+  readonly mode: number;
 }
 
 function unwritable(dir: string, err: unknown): AppError {
@@ -47,9 +55,9 @@ function unwritable(dir: string, err: unknown): AppError {
  * Makes sure `dir` exists and a file can be created and removed in it, before anything is pulled or
  * written: a bad --out fails at once, whole, rather than after a key has been exported.
  */
-export async function ensureWritableDir(dir: string): Promise<void> {
+export async function ensureWritableDir(dir: string, mode = 0o755): Promise<void> {
   try {
-    await mkdirDurable(dir, 0o755);
+    await mkdirDurable(dir, mode);
     const probe = join(dir, `.keywright-agent-probe-${randomBytes(6).toString('hex')}`);
     await writeFileDurable(probe, '', 0o600);
     await rm(probe, { force: true });
@@ -58,17 +66,24 @@ export async function ensureWritableDir(dir: string): Promise<void> {
   }
 }
 
+/** The four certbot files of a bundle, key first (see writeOutputFiles). */
+export function bundleFiles(dir: string, b: PulledBundle): OutputFile[] {
+  return [
+    { path: join(dir, BUNDLE_FILES.privkey), content: b.privateKey, mode: 0o600 },
+    { path: join(dir, BUNDLE_FILES.cert), content: b.certificate, mode: 0o644 },
+    { path: join(dir, BUNDLE_FILES.chain), content: b.chain, mode: 0o644 },
+    { path: join(dir, BUNDLE_FILES.fullchain), content: b.fullchain, mode: 0o644 },
+  ];
+}
+
 /**
- * Writes the four files, each atomically (temp, fsync, rename, directory fsync). The key goes first, so
- * a server never sees a new certificate beside an old key for longer than the three renames after it;
- * a failure leaves every file whole (old or new), and the caller keeps the previous state.
+ * Writes the files in order, each atomically (temp, fsync, rename, directory fsync). Sources put the key
+ * first, so a server never sees a new certificate beside an old key for longer than the renames after
+ * it; a failure leaves every file whole (old or new), and the caller keeps the previous state.
  */
-export async function writeBundleFiles(dir: string, b: PulledBundle): Promise<void> {
+export async function writeOutputFiles(dir: string, files: readonly OutputFile[]): Promise<void> {
   try {
-    await writeFileDurable(join(dir, BUNDLE_FILES.privkey), b.privateKey, 0o600);
-    await writeFileDurable(join(dir, BUNDLE_FILES.cert), b.certificate, 0o644);
-    await writeFileDurable(join(dir, BUNDLE_FILES.chain), b.chain, 0o644);
-    await writeFileDurable(join(dir, BUNDLE_FILES.fullchain), b.fullchain, 0o644);
+    for (const f of files) await writeFileDurable(f.path, f.content, f.mode);
   } catch (err) {
     throw unwritable(dir, err);
   }
@@ -85,16 +100,29 @@ export async function fingerprintOnDisk(dir: string): Promise<string | undefined
   }
 }
 
-export async function readState(dir: string): Promise<AgentState | undefined> {
+export async function readState(file: string): Promise<AgentState | undefined> {
   try {
-    const s = JSON.parse(await readFile(join(dir, STATE_FILE), 'utf8')) as Partial<AgentState>;
+    const s = JSON.parse(await readFile(file, 'utf8')) as Partial<AgentState> & { certificate?: unknown };
+    // State files from before the VPN mode named the certificate alone.
+    const subject =
+      typeof s.subject === 'string'
+        ? s.subject
+        : typeof s.certificate === 'string'
+          ? `cert:${s.certificate}`
+          : undefined;
     if (
-      typeof s.certificate === 'string' &&
+      subject !== undefined &&
       typeof s.etag === 'string' &&
       typeof s.fingerprint === 'string' &&
-      typeof s.version === 'number'
+      (s.version === undefined || typeof s.version === 'number')
     ) {
-      return { ...(s as AgentState), reloadPending: s.reloadPending === true };
+      return {
+        subject,
+        etag: s.etag,
+        fingerprint: s.fingerprint,
+        ...(s.version === undefined ? {} : { version: s.version }),
+        reloadPending: s.reloadPending === true,
+      };
     }
   } catch {
     /* no state or a damaged one: pull afresh */
@@ -102,10 +130,10 @@ export async function readState(dir: string): Promise<AgentState | undefined> {
   return undefined;
 }
 
-export async function writeState(dir: string, state: AgentState): Promise<void> {
+export async function writeState(file: string, state: AgentState): Promise<void> {
   try {
-    await writeFileDurable(join(dir, STATE_FILE), `${JSON.stringify(state)}\n`, 0o644);
+    await writeFileDurable(file, `${JSON.stringify(state)}\n`, 0o644);
   } catch (err) {
-    throw unwritable(dir, err);
+    throw unwritable(dirname(file), err);
   }
 }
