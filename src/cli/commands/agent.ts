@@ -8,7 +8,9 @@ import { emit } from '../output.js';
 
 interface AgentFlags {
   server?: string;
-  cert: string;
+  cert?: string;
+  vpn?: string;
+  privateKeyFile?: string;
   out: string;
   exec?: string[];
   execTimeout: string;
@@ -20,15 +22,26 @@ interface AgentFlags {
   sealKey?: string;
 }
 
-/** `keywright agent`: keeps one certificate's files current on this machine (docs/distribution.md). */
+/**
+ * `keywright agent`: keeps one certificate's files, or one VPN peer's wg-quick config, current on this
+ * machine (docs/distribution.md).
+ */
 export function agentCommand(program: Command, io: CliIo, globals: () => GlobalOptions): void {
   program
     .command('agent')
     .description(
-      "pull a certificate's bundle into DIR (certbot's file names, key 0600), run a reload command when it changes, and watch for the next version",
+      "pull a certificate's bundle into DIR (certbot's file names, key 0600) or a VPN peer's wg-quick config into FILE (0600), run a command when it changes, and watch for the next version",
     )
-    .requiredOption('--cert <name>', 'the managed certificate to pull')
-    .requiredOption('--out <dir>', 'where to write cert.pem, chain.pem, fullchain.pem and privkey.pem')
+    .option('--cert <name>', 'the managed certificate to pull')
+    .option('--vpn <net/peer>', "a VPN peer's wg-quick config to pull instead of a certificate")
+    .requiredOption(
+      '--out <path>',
+      'with --cert, the directory for cert.pem, chain.pem, fullchain.pem, privkey.pem; with --vpn, the config file',
+    )
+    .option(
+      '--private-key-file <file>',
+      "with --vpn, a client-side-key peer's own private key (wg genkey), put into the config locally",
+    )
     .option('--server <url>', 'daemon URL (default: --url or KEYWRIGHT_URL)')
     .option(
       '--exec <argv...>',
@@ -47,8 +60,9 @@ export function agentCommand(program: Command, io: CliIo, globals: () => GlobalO
     .argument('[command...]', 'reload command after --, e.g. -- nginx -s reload')
     .action(async (command: string[], flags: AgentFlags) => {
       const g = globals();
+      const vpn = await vpnTarget(flags);
       const options = await agentOptions(flags, command, g, io);
-      const { runAgent } = await import('../../agent/index.js');
+      const { runAgent, runVpnAgent } = await import('../../agent/index.js');
       const { createLogger } = await import('../../app/logger.js');
       const logger = createLogger(io.env.KEYWRIGHT_LOG_LEVEL ?? 'info');
       const abort = new AbortController();
@@ -56,12 +70,21 @@ export function agentCommand(program: Command, io: CliIo, globals: () => GlobalO
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
       try {
-        const outcome = await runAgent(options, { logger, signal: abort.signal });
+        const deps = { logger, signal: abort.signal };
+        const outcome =
+          vpn === undefined
+            ? await runAgent({ ...options, certificate: flags.cert ?? '', outDir: options.out }, deps)
+            : await runVpnAgent({ ...options, ...vpn, outFile: options.out }, deps);
         if (flags.once && outcome !== undefined) {
+          const reloaded = outcome.reloaded ? ', reloaded' : '';
           emit(io, g.json, outcome, () =>
-            outcome.changed
-              ? `${outcome.certificate}: wrote version ${outcome.version} to ${options.outDir}${outcome.reloaded ? ', reloaded' : ''}`
-              : `${outcome.certificate}: version ${outcome.version} is current in ${options.outDir}${outcome.reloaded ? ', reloaded' : ''}`,
+            vpn !== undefined
+              ? outcome.changed
+                ? `${vpn.network}/${vpn.peer}: wrote the config to ${options.out}${reloaded}`
+                : `${vpn.network}/${vpn.peer}: the config in ${options.out} is current${reloaded}`
+              : outcome.changed
+                ? `${outcome.certificate}: wrote version ${outcome.version} to ${options.out}${reloaded}`
+                : `${outcome.certificate}: version ${outcome.version} is current in ${options.out}${reloaded}`,
           );
         }
       } finally {
@@ -70,6 +93,37 @@ export function agentCommand(program: Command, io: CliIo, globals: () => GlobalO
         logger.flush();
       }
     });
+}
+
+/** --vpn NET/PEER with its key file, or undefined for the certificate mode; exactly one mode. */
+async function vpnTarget(
+  flags: AgentFlags,
+): Promise<{ network: string; peer: string; privateKey: string | undefined } | undefined> {
+  if ((flags.cert === undefined) === (flags.vpn === undefined)) {
+    throw new AppError('INVALID_ARGUMENT', 'give either --cert NAME or --vpn NETWORK/PEER (one of them)');
+  }
+  if (flags.vpn === undefined) {
+    if (flags.privateKeyFile !== undefined) {
+      throw new AppError('INVALID_ARGUMENT', '--private-key-file goes with --vpn');
+    }
+    return undefined;
+  }
+  if (flags.sealed || flags.sealKey !== undefined) {
+    throw new AppError(
+      'INVALID_ARGUMENT',
+      '--sealed and --seal-key are for --cert; a VPN config is sent as text',
+    );
+  }
+  const m = /^([^/]+)\/([^/]+)$/.exec(flags.vpn);
+  if (m === null) {
+    throw new AppError('INVALID_ARGUMENT', `--vpn ${flags.vpn}: give NETWORK/PEER, e.g. office/alice`);
+  }
+  const { readWireguardKey } = await import('../../agent/index.js');
+  const privateKey =
+    flags.privateKeyFile === undefined
+      ? undefined
+      : await readWireguardKey(flags.privateKeyFile, '--private-key-file');
+  return { network: m[1]!, peer: m[2]!, privateKey };
 }
 
 async function agentOptions(flags: AgentFlags, command: string[], g: GlobalOptions, io: CliIo) {
@@ -115,8 +169,7 @@ async function agentOptions(flags: AgentFlags, command: string[], g: GlobalOptio
     clientCert:
       flags.clientCert === undefined ? undefined : await readText(flags.clientCert, '--client-cert'),
     clientKey: flags.clientKey === undefined ? undefined : await readText(flags.clientKey, '--client-key'),
-    certificate: flags.cert,
-    outDir: resolve(flags.out),
+    out: resolve(flags.out),
     exec,
     execTimeoutMs: parseDuration(flags.execTimeout, '--exec-timeout'),
     once: flags.once === true,
