@@ -99,4 +99,63 @@ describe('keywright agent, as a user runs it', () => {
     assert.equal(code, 0, log);
     assert.doesNotMatch(log, /kw_[A-Za-z0-9_-]{43}|PRIVATE KEY/, 'no secret in the agent log');
   });
+  test('--vpn NET/PEER --out FILE --once: writes the config 0600, runs the command, then reports it current', async (t) => {
+    const root = await tempDir(t, 'kw-e2e-agent-vpn-');
+    const dir = join(root, 'data');
+    const init = await kw(['init', '--data-dir', dir, '--json']);
+    assert.equal(init.code, 0, init.stderr);
+    const { adminToken } = init.json<{ adminToken: string }>();
+    const port = await freePort();
+    const url = `https://127.0.0.1:${port}`;
+    await startServe(t, ['--data-dir', dir, '--listen', `127.0.0.1:${port}`], {}, `${url}/healthz`);
+    const admin = { KEYWRIGHT_DATA_DIR: dir, KEYWRIGHT_TOKEN: adminToken };
+    for (const args of [
+      ['vpn', 'network', 'create', 'office', '--cidr', '10.8.0.0/29'],
+      ['vpn', 'peer', 'add', 'office', 'alice'],
+      ['vpn', 'peer', 'add', 'office', 'bob'],
+    ]) {
+      const r = await kw(args, admin);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const created = await kw(
+      ['token', 'create', '--role', 'service', '--scope', 'vpn:office/alice', '--json'],
+      admin,
+    );
+    assert.equal(created.code, 0, created.stderr);
+    const tokenFile = join(root, 'agent.token');
+    await writeFile(tokenFile, `${created.json<{ token: string }>().token}\n`, { mode: 0o600 });
+    const conf = join(root, 'wireguard', 'wg0.conf');
+    const marker = join(root, 'runs');
+    const cmd = [process.execPath, '-e', 'require("fs").appendFileSync(process.argv[1], "x")', marker];
+    const agentArgs = ['agent', '--server', url, '--ca-file', join(dir, 'ca.pem'), '--token-file', tokenFile];
+
+    const first = await kw([
+      ...agentArgs,
+      '--vpn',
+      'office/alice',
+      '--out',
+      conf,
+      '--once',
+      '--json',
+      '--',
+      ...cmd,
+    ]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.deepEqual(
+      { changed: first.json().changed, reloaded: first.json().reloaded, subject: first.json().subject },
+      { changed: true, reloaded: true, subject: 'vpn:office/alice' },
+    );
+    assert.equal((await stat(conf)).mode & 0o777, 0o600);
+    assert.match(await readFile(conf, 'utf8'), /^PrivateKey = /m);
+    const again = await kw([...agentArgs, '--vpn', 'office/alice', '--out', conf, '--once', '--', ...cmd]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /office\/alice: the config in .* is current/);
+    assert.equal(await readFile(marker, 'utf8'), 'x', 'nothing changed: the command did not run');
+
+    const other = await kw([...agentArgs, '--vpn', 'office/bob', '--out', join(root, 'bob.conf'), '--once']);
+    assert.equal(other.code, 4, other.stderr);
+    const both = await kw([...agentArgs, '--vpn', 'office/alice', '--cert', 'web', '--out', conf, '--once']);
+    assert.equal(both.code, 2, both.stderr);
+    assert.match(both.stderr, /either --cert NAME or --vpn/);
+  });
 });
