@@ -4,7 +4,8 @@
  * started again on the same port (an agent must survive that), and `request` speaks HTTPS to it with
  * the internal root as the only trust anchor.
  */
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -14,7 +15,6 @@ import { parseConfig } from '../../../src/config/load.js';
 import type { Config } from '../../../src/config/schema.js';
 import type { Clock } from '../../../src/core/clock.js';
 import { freePort } from '../../helpers/net.js';
-import { tempDir } from '../../helpers/tmp.js';
 
 export interface TestDaemon {
   readonly dataDir: string;
@@ -57,7 +57,9 @@ export async function startTestDaemon(
   configExtra: Record<string, unknown> = {},
   o: { clock?: Clock } = {},
 ): Promise<TestDaemon> {
-  const dataDir = join(await tempDir(t, 'kw-dist-'), 'data');
+  // Not tempDir(): its cleanup would run before the daemon's stop (hooks run in order), racing its writes.
+  const root = await mkdtemp(join(tmpdir(), 'kw-dist-'));
+  const dataDir = join(root, 'data');
   const port = await freePort();
   const config = parseConfig(
     {
@@ -96,8 +98,11 @@ export async function startTestDaemon(
       return r.json.token as string;
     },
   };
+  t.after(async () => {
+    await d.stop();
+    await rm(root, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+  });
   await d.start(o.clock);
-  t.after(() => d.stop());
   return d;
 }
 
