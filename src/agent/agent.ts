@@ -59,6 +59,7 @@ function certificateSource(options: AgentOptions): PullSource {
       KEYWRIGHT_CERT_VERSION: String(state.version),
       RENEWED_LINEAGE: dir, // certbot's deploy-hook variable
     }),
+    client,
     close: () => client.close(),
   };
 }

@@ -44,7 +44,7 @@ const RETRYABLE_STATUS = new Set([408, 425, 429, 500, 502, 503, 504]);
 export class BundleClient {
   readonly #c: AgentConnection;
   readonly #url: URL;
-  readonly #agent: HttpAgent;
+  #agent: HttpAgent;
 
   constructor(connection: AgentConnection) {
     this.#c = connection;
@@ -61,16 +61,25 @@ export class BundleClient {
       throw new AppError('INVALID_ARGUMENT', `--server ${connection.server}: use an https:// URL`);
     }
     this.#url = url;
-    this.#agent =
-      url.protocol === 'https:'
-        ? new HttpsAgent({
-            keepAlive: true,
-            maxSockets: 2,
-            ...(connection.ca ? { ca: connection.ca } : {}),
-            ...(connection.clientCert ? { cert: connection.clientCert } : {}),
-            ...(connection.clientKey ? { key: connection.clientKey } : {}),
-          })
-        : new HttpAgent({ keepAlive: true, maxSockets: 2 });
+    this.#agent = this.#newAgent(connection.clientCert, connection.clientKey);
+  }
+
+  #newAgent(cert: string | undefined, key: string | undefined): HttpAgent {
+    return this.#url.protocol === 'https:'
+      ? new HttpsAgent({
+          keepAlive: true,
+          maxSockets: 2,
+          ...(this.#c.ca ? { ca: this.#c.ca } : {}),
+          ...(cert ? { cert } : {}),
+          ...(key ? { key } : {}),
+        })
+      : new HttpAgent({ keepAlive: true, maxSockets: 2 });
+  }
+
+  /** Uses a renewed client certificate from the next request on (kept-alive sockets carry the old one). */
+  setClientCredentials(cert: string, key: string): void {
+    this.#agent.destroy();
+    this.#agent = this.#newAgent(cert, key);
   }
 
   close(): void {
@@ -85,6 +94,53 @@ export class BundleClient {
     };
     if (r.sealKey) headers['x-keywright-seal-key'] = r.sealKey;
     return this.#get(url, headers, r);
+  }
+
+  /**
+   * POST /v1/cas/{ca}/sign, authenticated by the client certificate alone: the bearer token is left
+   * out on purpose, since the daemon prefers a token and the renewal is the certificate's own act.
+   */
+  signCsr(ca: string, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const url = new URL(`v1/cas/${encodeURIComponent(ca)}/sign`, withSlash(this.#url));
+    const payload = JSON.stringify(body);
+    const requester = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const req = requester(
+        url,
+        {
+          method: 'POST',
+          agent: this.#agent,
+          timeout: 30_000,
+          headers: {
+            'content-type': 'application/json',
+            'content-length': String(Buffer.byteLength(payload)),
+            accept: 'application/json',
+            'user-agent': 'keywright-agent',
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', (err) => reject(unreachable(url, err)));
+          res.on('end', () => {
+            const body = Buffer.concat(chunks);
+            if (res.statusCode !== 201) {
+              return reject(problemError(res.statusCode ?? 0, body, res.headers['retry-after']));
+            }
+            try {
+              resolve(JSON.parse(body.toString('utf8')) as Record<string, unknown>);
+            } catch (err) {
+              reject(
+                new AppError('INTERNAL', 'the daemon answered a CSR with something not JSON', { cause: err }),
+              );
+            }
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', (err: NodeJS.ErrnoException) => reject(unreachable(url, err)));
+      req.end(payload);
+    });
   }
 
   /** A VPN peer's wg-quick config (docs/vpn.md); same ETag and long-poll rules as the bundle. */

@@ -5,3 +5,4 @@ export { runVpnAgent, readWireguardKey, completeConfig, type VpnAgentOptions } f
 export { BUNDLE_FILES, STATE_FILE } from './files.js';
 export { ephemeralSealKey, sealKeyFromPem, unsealBundle, type SealKey } from './unseal.js';
 export { DEFAULT_BACKOFF, backoffDelay, type BackoffPolicy } from './backoff.js';
+export { renewalDue, type ClientCertRenewal } from './client-cert.js';

@@ -1,5 +1,8 @@
 import { AppError, toAppError } from '../core/errors.js';
+import { systemClock, type Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
+import type { BundleClient } from './client.js';
+import { maybeRenewClientCert, type ClientCertRenewal, type ClientCredentials } from './client-cert.js';
 import { DEFAULT_BACKOFF, backoffDelay, sleep, type BackoffPolicy } from './backoff.js';
 import {
   ensureWritableDir,
@@ -35,6 +38,8 @@ export interface PullSource {
   readonly dir: string;
   readonly dirMode: number;
   readonly stateFile: string;
+  /** The connection the source pulls over; a renewed client certificate is installed in it. */
+  readonly client: BundleClient;
   fetch(
     etag: string | undefined,
     waitSeconds: number,
@@ -55,6 +60,10 @@ export interface LoopOptions {
   /** Long-poll length (seconds, ≤ 300). */
   readonly waitSeconds?: number;
   readonly backoff?: BackoffPolicy;
+  /** The client certificate in use, and how to renew it before each request once it is due. */
+  readonly clientCert?: string | undefined;
+  readonly clientKey?: string | undefined;
+  readonly renewClientCert?: ClientCertRenewal | undefined;
 }
 
 export interface AgentDeps {
@@ -62,6 +71,8 @@ export interface AgentDeps {
   /** Stops the watch loop (SIGTERM); the current request is abandoned, files stay as they are. */
   readonly signal?: AbortSignal;
   readonly random?: () => number;
+  /** When the client certificate is due for renewal. */
+  readonly clock?: Clock;
   /** Called after every pull that reached the daemon (tests and --json output). */
   readonly onPull?: (outcome: PullOutcome) => void;
 }
@@ -110,8 +121,21 @@ export async function runPullLoop(
     let last: PullOutcome | undefined;
     let failures = 0;
     let first = true;
+    const held: ClientCredentials | undefined =
+      options.renewClientCert && options.clientCert && options.clientKey
+        ? { cert: options.clientCert, key: options.clientKey }
+        : undefined;
     while (!deps.signal?.aborted) {
       try {
+        if (held && options.renewClientCert) {
+          await maybeRenewClientCert(
+            source.client,
+            held,
+            options.renewClientCert,
+            deps.clock ?? systemClock,
+            logger,
+          );
+        }
         // The first request answers at once, so a start (or --once) never waits on an unchanged version.
         const wait = first || options.once ? 0 : (options.waitSeconds ?? DEFAULT_WAIT_SECONDS);
         const pulled = await source.fetch(state?.etag, wait, deps.signal);

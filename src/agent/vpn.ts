@@ -142,6 +142,7 @@ function vpnSource(options: VpnAgentOptions): PullSource {
       KEYWRIGHT_VPN_PEER: options.peer,
       KEYWRIGHT_VPN_CONFIG: file,
     }),
+    client,
     close: () => client.close(),
   };
 }

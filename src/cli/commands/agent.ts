@@ -18,6 +18,9 @@ interface AgentFlags {
   wait: string;
   clientCert?: string;
   clientKey?: string;
+  renewClientCert?: boolean;
+  renewCa: string;
+  renewProfile: string;
   sealed?: boolean;
   sealKey?: string;
 }
@@ -55,6 +58,12 @@ export function agentCommand(program: Command, io: CliIo, globals: () => GlobalO
       'authenticate with this client certificate (PEM chain) from the internal CA',
     )
     .option('--client-key <file>', 'the key of --client-cert (PEM)')
+    .option(
+      '--renew-client-cert',
+      'past 2/3 of its life, renew --client-cert through POST /v1/cas/CA/sign and rewrite both files',
+    )
+    .option('--renew-ca <name>', 'the CA that signs the renewed client certificate', 'default')
+    .option('--renew-profile <name>', 'the profile asked for when renewing it', 'client')
     .option('--sealed', 'ask for the bundle encrypted to a key pair held only in memory (format=sealed)')
     .option('--seal-key <file>', 'ask for format=sealed, encrypted to this X25519 or RSA private key (PEM)')
     .argument('[command...]', 'reload command after --, e.g. -- nginx -s reload')
@@ -146,6 +155,9 @@ async function agentOptions(flags: AgentFlags, command: string[], g: GlobalOptio
       'the agent needs a token (--token-file F, KEYWRIGHT_TOKEN) or a client certificate (--client-cert, --client-key)',
     );
   }
+  if (flags.renewClientCert && flags.clientCert === undefined) {
+    throw new AppError('INVALID_ARGUMENT', '--renew-client-cert needs --client-cert and --client-key');
+  }
   const wait = Number(flags.wait);
   if (!Number.isInteger(wait) || wait < 1 || wait > 300) {
     throw new AppError('INVALID_ARGUMENT', `--wait ${flags.wait}: give whole seconds from 1 to 300`);
@@ -174,6 +186,15 @@ async function agentOptions(flags: AgentFlags, command: string[], g: GlobalOptio
     execTimeoutMs: parseDuration(flags.execTimeout, '--exec-timeout'),
     once: flags.once === true,
     waitSeconds: wait,
+    renewClientCert:
+      flags.renewClientCert && flags.clientCert !== undefined && flags.clientKey !== undefined
+        ? {
+            certFile: resolve(flags.clientCert),
+            keyFile: resolve(flags.clientKey),
+            ca: flags.renewCa,
+            profile: flags.renewProfile,
+          }
+        : undefined,
     sealKey,
   };
 }

@@ -1,0 +1,117 @@
+/**
+ * The agent renewing its own mTLS client certificate (docs/distribution.md, "Client-certificate
+ * renewal"): past two thirds of its life it makes a new key of the same type, asks the daemon to sign
+ * a CSR for the same names, writes key then certificate atomically and uses them from the next request.
+ */
+import { X509Certificate, createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { AppError, toAppError } from '../core/errors.js';
+import type { Clock } from '../core/clock.js';
+import { formatDuration } from '../core/duration.js';
+import { writeFileDurable } from '../core/fs-durable.js';
+import type { Logger } from '../core/logger.js';
+import { buildCsr, csrToPem } from '../pki/csr.js';
+import { parseSanText } from '../pki/general-name.js';
+import type { BundleClient } from './client.js';
+
+export interface ClientCertRenewal {
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** The CA to sign with (`POST /v1/cas/{ca}/sign`). */
+  readonly ca: string;
+  /** The profile asked for; `client` unless the certificate was issued under another. */
+  readonly profile: string;
+}
+
+/** The certificate the agent holds now (PEM chain and key); replaced after each renewal. */
+export interface ClientCredentials {
+  cert: string;
+  key: string;
+}
+
+/** Renew once this share of the lifetime has passed, as certbot and cert-manager do by default. */
+const RENEW_AT = 2 / 3;
+
+export function renewalDue(certPem: string, now: number): boolean {
+  const cert = new X509Certificate(certPem);
+  const from = Date.parse(cert.validFrom);
+  const to = Date.parse(cert.validTo);
+  return now >= from + (to - from) * RENEW_AT;
+}
+
+/** A new key of the same algorithm and size as `current`. */
+function sameKind(current: KeyObject): KeyObject {
+  const d = current.asymmetricKeyDetails ?? {};
+  switch (current.asymmetricKeyType) {
+    case 'ec':
+      return generateKeyPairSync('ec', { namedCurve: d.namedCurve ?? 'prime256v1' }).privateKey;
+    case 'rsa':
+      return generateKeyPairSync('rsa', { modulusLength: d.modulusLength ?? 2048 }).privateKey;
+    case 'ed25519':
+      return generateKeyPairSync('ed25519').privateKey;
+    case 'dsa':
+    case 'ed448':
+    case 'rsa-pss':
+    case 'x25519':
+    case 'x448':
+    case undefined:
+      break;
+  }
+  throw new AppError(
+    'KEY_INVALID',
+    `--client-key: a ${current.asymmetricKeyType ?? 'unknown'} key cannot be renewed here`,
+    { details: { type: current.asymmetricKeyType ?? 'unknown' } },
+  );
+}
+
+/**
+ * Renews when due; returns true when new credentials are in use. Failures are logged, not thrown: the
+ * current certificate still works until it expires, and the next round tries again.
+ */
+export async function maybeRenewClientCert(
+  client: BundleClient,
+  held: ClientCredentials,
+  o: ClientCertRenewal,
+  clock: Clock,
+  logger: Logger,
+): Promise<boolean> {
+  if (!renewalDue(held.cert, clock.nowMs())) return false;
+  try {
+    const current = new X509Certificate(held.cert);
+    const lifetimeMs = Date.parse(current.validTo) - Date.parse(current.validFrom);
+    const sans = (current.subjectAltName ?? '')
+      .split(', ')
+      .filter(Boolean)
+      .map((s) => parseSanText(s));
+    const key = sameKind(createPrivateKey(held.key));
+    const csr = csrToPem(buildCsr({ sans, privateKey: key }));
+    const signed = await client.signCsr(o.ca, {
+      csr,
+      profile: o.profile,
+      // whole seconds: the daemon's ttl is a duration text
+      ttl: formatDuration(Math.max(1000, Math.floor(lifetimeMs / 1000) * 1000)),
+    });
+    if (typeof signed.fullchain !== 'string') {
+      throw new AppError('INTERNAL', 'the daemon answered the CSR without a certificate');
+    }
+    const keyPem = key.export({ type: 'pkcs8', format: 'pem' }).toString();
+    // Key first: a crash between the two leaves the old certificate beside a new key, which the next
+    // start reports, rather than a new certificate nobody can use.
+    await writeFileDurable(o.keyFile, keyPem, 0o600);
+    await writeFileDurable(o.certFile, signed.fullchain, 0o644);
+    client.setClientCredentials(signed.fullchain, keyPem);
+    held.cert = signed.fullchain;
+    held.key = keyPem;
+    logger.info(
+      { file: o.certFile, serial: signed.serial, notAfter: signed.notAfter },
+      'renewed the client certificate',
+    );
+    return true;
+  } catch (err) {
+    const e = toAppError(err);
+    logger.error(
+      { file: o.certFile, code: e.code, details: e.details },
+      `client certificate renewal failed (${e.message}); still using the current one`,
+    );
+    return false;
+  }
+}
