@@ -58,7 +58,8 @@ async function readDaemonUrl(dataDir: string): Promise<string | undefined> {
   }
 }
 
-async function readTextFile(path: string, flag: string): Promise<string> {
+/** Reads a file named by a flag; a clear INVALID_ARGUMENT naming the flag when it cannot. */
+export async function readTextFile(path: string, flag: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
   } catch (err) {

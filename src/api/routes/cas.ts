@@ -18,17 +18,10 @@ import { VERSIONS_COLLECTION, type VersionRecord } from '../../lifecycle/records
 import { normaliseSerial } from '../../ca/ledger.js';
 import type { ApiDeps } from '../deps.js';
 import { parseInput } from '../validate.js';
+import { durationText } from '../schemas.js';
 import { actorOf } from '../audited.js';
 
 const caName = z.string().regex(NAME_PATTERN, 'use 1-64 lowercase letters, digits, ".", "_" or "-"');
-const durationText = z.string().refine((v) => {
-  try {
-    parseDuration(v);
-    return true;
-  } catch {
-    return false;
-  }
-}, 'not a duration; use e.g. 365d, 12h or P1Y');
 const subtree = z.string().min(1).max(253);
 
 const params = z.strictObject({ ca: caName });

@@ -12,19 +12,11 @@ import type { CertificateService, BundleMaterial } from '../../lifecycle/certifi
 import type { CertificateRecord, VersionRecord } from '../../lifecycle/records.js';
 import type { ApiDeps } from '../deps.js';
 import { parseInput } from '../validate.js';
+import { durationText } from '../schemas.js';
 import { actorOf, audited } from '../audited.js';
 import { longPolls, waitParam } from '../long-poll.js';
 import { etagMatches } from '../../vpn/index.js';
 import { SEALED_MEDIA_TYPE, SEAL_KEY_HEADER, parseSealRecipient, sealTo } from '../auth/sealed-delivery.js';
-
-const durationText = z.string().refine((v) => {
-  try {
-    parseDuration(v);
-    return true;
-  } catch {
-    return false;
-  }
-}, 'not a duration; use e.g. 90d, 12h or P90D');
 
 const createBody = z.strictObject({
   name: z.string().min(1).max(64),

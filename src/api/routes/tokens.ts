@@ -6,22 +6,13 @@ import type { TokenRecord } from '../../access/token-service.js';
 import { authorize } from '../../access/policy.js';
 import type { ApiDeps } from '../deps.js';
 import { parseInput } from '../validate.js';
+import { durationText } from '../schemas.js';
 import { audited, actorOf } from '../audited.js';
 
 const createBody = z.strictObject({
   role: z.enum(ROLES),
   scopes: z.array(z.string().min(1).max(256)).max(64).optional(),
-  ttl: z
-    .string()
-    .refine((v) => {
-      try {
-        parseDuration(v);
-        return true;
-      } catch {
-        return false;
-      }
-    }, 'not a duration; use e.g. 30d, 12h or P30D')
-    .optional(),
+  ttl: durationText.optional(),
   description: z.string().max(200).optional(),
 });
 

@@ -1,8 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { AppError } from '../../core/errors.js';
 import { DIRECTORY_ALIASES } from '../../acme/directory.js';
-import { connect, type CliIo, type GlobalOptions } from '../context.js';
+import { connect, readTextFile, type CliIo, type GlobalOptions } from '../context.js';
 import { emit, table } from '../output.js';
 
 interface AccountView {
@@ -19,20 +18,6 @@ interface AccountView {
   termsOfService: string | null;
   createdAt: string;
   keyRolledAt: string | null;
-}
-
-async function readText(path: string, flag: string): Promise<string> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    throw new AppError(
-      'INVALID_ARGUMENT',
-      `${flag} ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
-      {
-        cause: err,
-      },
-    );
-  }
 }
 
 /**
@@ -121,7 +106,7 @@ export function acmeCommand(program: Command, io: CliIo, globals: () => GlobalOp
         const caFile = opts.directoryCaFile ?? split.directory;
         let hmac = opts.eabHmac ?? io.env.KEYWRIGHT_EAB_HMAC;
         if (opts.eabHmacFile !== undefined)
-          hmac = (await readText(opts.eabHmacFile, '--eab-hmac-file')).trim();
+          hmac = (await readTextFile(opts.eabHmacFile, '--eab-hmac-file')).trim();
         if ((opts.eabKid === undefined) !== (hmac === undefined)) {
           throw new AppError(
             'INVALID_ARGUMENT',
@@ -134,7 +119,7 @@ export function acmeCommand(program: Command, io: CliIo, globals: () => GlobalOp
           agreeTos: opts.agreeTos === true,
           ...(opts.email ? { email: opts.email } : {}),
           ...(opts.eabKid && hmac ? { eab: { kid: opts.eabKid, hmacKey: hmac } } : {}),
-          ...(caFile ? { caPem: await readText(caFile, '--ca-file') } : {}),
+          ...(caFile ? { caPem: await readTextFile(caFile, '--ca-file') } : {}),
           ...(opts.preferredChain ? { preferredChain: opts.preferredChain } : {}),
         };
         // The daemon's own trust: the global --ca-file given before `acme`, else env or data dir.
