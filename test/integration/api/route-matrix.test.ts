@@ -86,6 +86,12 @@ const ROUTES: readonly RouteCase[] = [
     body: () => ({ reason: 'superseded' }),
     expect: [200, 200, 403, 403, 403, 401],
   },
+  // Allowed roles reach the state check: the current version's key is active, so restoring it is a conflict.
+  {
+    route: 'POST /v1/certificates/:name/versions/:version/key/restore',
+    path: '/v1/certificates/web/versions/1/key/restore',
+    expect: [409, 409, 403, 403, 403, 401],
+  },
   // Readers and issuers get the public bundle, services the key; an operator never sees a key.
   {
     route: 'GET /v1/certificates/:name/bundle',
