@@ -6,7 +6,6 @@
 import { X509Certificate, createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { AppError, toAppError } from '../core/errors.js';
 import type { Clock } from '../core/clock.js';
-import { formatDuration } from '../core/duration.js';
 import { writeFileDurable } from '../core/fs-durable.js';
 import type { Logger } from '../core/logger.js';
 import { buildCsr, csrToPem } from '../pki/csr.js';
@@ -16,10 +15,6 @@ import type { BundleClient } from './client.js';
 export interface ClientCertRenewal {
   readonly certFile: string;
   readonly keyFile: string;
-  /** The CA to sign with (`POST /v1/cas/{ca}/sign`). */
-  readonly ca: string;
-  /** The profile asked for; `client` unless the certificate was issued under another. */
-  readonly profile: string;
 }
 
 /** The certificate the agent holds now (PEM chain and key); replaced after each renewal. */
@@ -77,19 +72,14 @@ export async function maybeRenewClientCert(
   if (!renewalDue(held.cert, clock.nowMs())) return false;
   try {
     const current = new X509Certificate(held.cert);
-    const lifetimeMs = Date.parse(current.validTo) - Date.parse(current.validFrom);
     const sans = (current.subjectAltName ?? '')
       .split(', ')
       .filter(Boolean)
       .map((s) => parseSanText(s));
     const key = sameKind(createPrivateKey(held.key));
     const csr = csrToPem(buildCsr({ sans, privateKey: key }));
-    const signed = await client.signCsr(o.ca, {
-      csr,
-      profile: o.profile,
-      // whole seconds: the daemon's ttl is a duration text
-      ttl: formatDuration(Math.max(1000, Math.floor(lifetimeMs / 1000) * 1000)),
-    });
+    // Same names, same CA, same lifetime: the daemon checks all three (POST /v1/mtls/renew).
+    const signed = await client.renewClientCert({ csr });
     if (typeof signed.fullchain !== 'string') {
       throw new AppError('INTERNAL', 'the daemon answered the CSR without a certificate');
     }

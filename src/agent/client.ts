@@ -97,11 +97,11 @@ export class BundleClient {
   }
 
   /**
-   * POST /v1/cas/{ca}/sign, authenticated by the client certificate alone: the bearer token is left
-   * out on purpose, since the daemon prefers a token and the renewal is the certificate's own act.
+   * POST /v1/mtls/renew, authenticated by the client certificate alone: the bearer token is left out on
+   * purpose, since the daemon prefers a token and the renewal is the certificate's own act.
    */
-  signCsr(ca: string, body: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const url = new URL(`v1/cas/${encodeURIComponent(ca)}/sign`, withSlash(this.#url));
+  renewClientCert(body: { csr: string }): Promise<Record<string, unknown>> {
+    const url = new URL('v1/mtls/renew', withSlash(this.#url));
     const payload = JSON.stringify(body);
     const requester = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {

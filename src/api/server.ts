@@ -21,6 +21,7 @@ import { revocationRoutes } from './routes/revocation.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { reloadRoutes } from './routes/reload.js';
 import { deploymentRoutes } from './routes/deployments.js';
+import { mtlsRenewRoutes } from './routes/mtls-renew.js';
 import { eventRoutes } from './routes/events.js';
 import rateLimit from '@fastify/rate-limit';
 import type { TLSSocket } from 'node:tls';
@@ -139,6 +140,7 @@ export function createApiServer(deps: ApiDeps, options: ApiServerOptions): Fasti
   void app.register(metricsRoutes(deps));
   void app.register(reloadRoutes(deps));
   void app.register(deploymentRoutes(deps));
+  void app.register(mtlsRenewRoutes(deps));
   void app.register(
     eventRoutes(
       deps,

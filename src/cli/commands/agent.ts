@@ -19,8 +19,6 @@ interface AgentFlags {
   clientCert?: string;
   clientKey?: string;
   renewClientCert?: boolean;
-  renewCa: string;
-  renewProfile: string;
   sealed?: boolean;
   sealKey?: string;
 }
@@ -62,8 +60,6 @@ export function agentCommand(program: Command, io: CliIo, globals: () => GlobalO
       '--renew-client-cert',
       'past 2/3 of its life, renew --client-cert through POST /v1/cas/CA/sign and rewrite both files',
     )
-    .option('--renew-ca <name>', 'the CA that signs the renewed client certificate', 'default')
-    .option('--renew-profile <name>', 'the profile asked for when renewing it', 'client')
     .option('--sealed', 'ask for the bundle encrypted to a key pair held only in memory (format=sealed)')
     .option('--seal-key <file>', 'ask for format=sealed, encrypted to this X25519 or RSA private key (PEM)')
     .argument('[command...]', 'reload command after --, e.g. -- nginx -s reload')
@@ -191,8 +187,6 @@ async function agentOptions(flags: AgentFlags, command: string[], g: GlobalOptio
         ? {
             certFile: resolve(flags.clientCert),
             keyFile: resolve(flags.clientKey),
-            ca: flags.renewCa,
-            profile: flags.renewProfile,
           }
         : undefined,
     sealKey,

@@ -1,8 +1,8 @@
 /**
  * --renew-client-cert over real HTTPS: a client certificate past two thirds of its life is replaced
- * (key 0600 first, then the certificate) through POST /v1/cas/{ca}/sign, authenticated by the old
- * certificate, and the new one authenticates from then on. The `service` role cannot call that route
- * today (it lacks cert.issue), which the second test pins down: renewal fails, pulls go on.
+ * (key 0600 first, then the certificate) through POST /v1/mtls/renew, authenticated by the old
+ * certificate alone, and the new one authenticates from then on. The route signs only the presenting
+ * certificate's own names, and only for a client certificate (never a token).
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +16,9 @@ import { renewalDue, runAgent } from '../../../src/agent/index.js';
 import { BundleClient } from '../../../src/agent/client.js';
 import { isAppError } from '../../../src/core/errors.js';
 import { tempDir } from '../../helpers/tmp.js';
+import { generateKeyPair } from '../../../src/keys/generate.js';
+import { buildCsr, csrToPem } from '../../../src/pki/csr.js';
+import { parseSanText } from '../../../src/pki/general-name.js';
 import { createCertificate, startTestDaemon, type TestDaemon } from './daemon.js';
 
 const HOUR = 3_600_000;
@@ -53,19 +56,17 @@ function recordingLogger(lines: string[]): Logger {
 
 describe('agent --renew-client-cert', () => {
   test('past 2/3 of its life the certificate is renewed, written key-first, and used from then on', async (t) => {
-    // The identity may sign within ca:default (role issuer); the bundle is pulled with a service token.
-    const { d, certFile, keyFile, cert } = await agedClientCert(t, 'issuer', ['ca:default']);
+    // A plain service identity: it pulls its bundle and renews its own certificate, both over mTLS alone.
+    const { d, certFile, keyFile, cert } = await agedClientCert(t, 'service', ['cert:web']);
     assert.ok(renewalDue(cert, Date.now()));
-    const token = await d.token('service', ['cert:web']);
     const out = join(await tempDir(t, 'kw-renew-out-'), 'web');
     const lines: string[] = [];
     const options = {
       server: d.url,
       ca: d.ca,
-      token,
       clientCert: cert,
       clientKey: await readFile(keyFile, 'utf8'),
-      renewClientCert: { certFile, keyFile, ca: 'default', profile: 'client' },
+      renewClientCert: { certFile, keyFile },
       certificate: 'web',
       outDir: out,
       once: true,
@@ -87,13 +88,15 @@ describe('agent --renew-client-cert', () => {
     assert.ok(newLeaf.checkPrivateKey((await import('node:crypto')).createPrivateKey(newKey)));
 
     // The new pair authenticates as the same identity.
-    const status = await d.call('GET', '/v1/status', { cert: renewed, key: newKey });
-    assert.equal(status.status, 200, status.text);
-    assert.equal(status.json.principal.identity, SAN);
+    const pulled = await d.call('GET', '/v1/certificates/web/bundle?format=json', {
+      cert: renewed,
+      key: newKey,
+    });
+    assert.equal(pulled.status, 200, pulled.text);
+    assert.match(pulled.json.privateKey, /PRIVATE KEY/);
 
     // The connection switches credentials: with the old certificate revoked, a client that held it is
-    // refused (401) until it is handed the new pair, then it is the identity again (403: issuers may not
-    // export keys, which shows it authenticated).
+    // refused (401) until it is handed the new pair, then it pulls its bundle again.
     const revoke = await d.call('POST', '/v1/cas/default/revoke', {
       token: d.adminToken,
       body: { serial: oldLeaf.serialNumber, reason: 'superseded' },
@@ -110,9 +113,12 @@ describe('agent --renew-client-cert', () => {
       return isAppError(err) && err.code === 'AUTH_CERT_INVALID';
     });
     client.setClientCredentials(renewed, newKey);
-    await assert.rejects(client.fetchBundle({ certificate: 'web', format: 'json' }), (err) => {
-      return isAppError(err) && err.code === 'ACCESS_DENIED';
-    });
+    await client.fetchBundle({ certificate: 'web', format: 'json' });
+    const audit = await d.call('GET', '/v1/audit?action=ca.sign&limit=5', { token: d.adminToken });
+    assert.ok(
+      audit.json.entries.some((e: { actor: string }) => e.actor === `mtls:${SAN}`),
+      audit.text,
+    );
 
     // Not due any more: a second run leaves the files alone.
     const again = await runAgent(
@@ -123,29 +129,23 @@ describe('agent --renew-client-cert', () => {
     assert.equal(await readFile(certFile, 'utf8'), renewed);
   });
 
-  test('a service identity may not call the sign route: renewal fails and is logged, the pull goes on', async (t) => {
-    const { d, certFile, keyFile, cert } = await agedClientCert(t, 'service', ['cert:web']);
-    const out = join(await tempDir(t, 'kw-renew-out-'), 'web');
-    const lines: string[] = [];
-    const outcome = await runAgent(
-      {
-        server: d.url,
-        ca: d.ca,
-        clientCert: cert,
-        clientKey: await readFile(keyFile, 'utf8'),
-        renewClientCert: { certFile, keyFile, ca: 'default', profile: 'client' },
-        certificate: 'web',
-        outDir: out,
-        once: true,
-      },
-      { logger: recordingLogger(lines) },
+  test("the renew route signs only the presenting certificate's own names, and never for a token", async (t) => {
+    const { d, keyFile, cert } = await agedClientCert(t, 'service', ['cert:web']);
+    const clientKey = await readFile(keyFile, 'utf8');
+    const { privateKey } = await generateKeyPair('ec-p256');
+    const other = csrToPem(
+      buildCsr({ privateKey, sans: [parseSanText('spiffe://example.org/ns/db/agent')] }),
     );
-    assert.equal(outcome?.changed, true);
-    assert.ok(
-      lines.some((l) => /client certificate renewal failed/.test(l)),
-      lines.join('\n'),
-    );
-    assert.equal(await readFile(certFile, 'utf8'), cert, 'the old certificate stays');
-    assert.doesNotMatch(lines.join('\n'), /PRIVATE KEY/);
+    const refused = await d.call('POST', '/v1/mtls/renew', { cert, key: clientKey, body: { csr: other } });
+    assert.equal(refused.status, 403, refused.text);
+    assert.equal(refused.json.code, 'POLICY_VIOLATION');
+    const own = csrToPem(buildCsr({ privateKey, sans: [parseSanText(SAN)] }));
+    const token = await d.token('admin');
+    const byToken = await d.call('POST', '/v1/mtls/renew', { token, body: { csr: own } });
+    assert.equal(byToken.status, 403, byToken.text);
+    const ok = await d.call('POST', '/v1/mtls/renew', { cert, key: clientKey, body: { csr: own } });
+    assert.equal(ok.status, 201, ok.text);
+    assert.match(ok.json.certificate, /BEGIN CERTIFICATE/);
+    assert.deepEqual(ok.json.names, [`URI:${SAN}`]);
   });
 });

@@ -86,6 +86,13 @@ const ROUTES: readonly RouteCase[] = [
     body: () => ({ reason: 'superseded' }),
     expect: [200, 200, 403, 403, 403, 401],
   },
+  // Only a client certificate renews itself: every token, even admin, is refused.
+  {
+    route: 'POST /v1/mtls/renew',
+    path: '/v1/mtls/renew',
+    body: () => ({ csr: 'x' }),
+    expect: [403, 403, 403, 403, 403, 401],
+  },
   // Allowed roles reach the state check: the current version's key is active, so restoring it is a conflict.
   {
     route: 'POST /v1/certificates/:name/versions/:version/key/restore',
