@@ -53,7 +53,7 @@ export function mtlsRenewRoutes(deps: ApiDeps): FastifyPluginAsync {
       }
       const ctx: OpContext = {
         clock: deps.clock,
-        logger: request.log as unknown as OpContext['logger'],
+        logger: request.log,
         actor: principalActor(principal),
         requestId: request.id,
       };
