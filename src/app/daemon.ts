@@ -1,5 +1,6 @@
 import { rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import type { Server as TlsServer } from 'node:tls';
 import { writeFileDurable } from '../core/fs-durable.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { ApiError, ConfigError, isAppError } from '../core/errors.js';
@@ -24,6 +25,8 @@ import { VERSION } from './version.js';
 
 export interface RunningDaemon {
   readonly url: string;
+  /** Runs a scheduled sweep now (renewal, daemon-tls, …) and waits for it. */
+  runSweep(name: string): Promise<void>;
   /** Re-read the configuration and reconcile its certificates (SIGHUP). */
   reload(actor: string): Promise<ReconcileReport>;
   readonly sealed: boolean;
@@ -203,6 +206,36 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
       httpUrl = `http://${urlHost(config.httpListen.host)}:${port}`;
       logger.info({ url: httpUrl }, 'serving CRLs and OCSP over plain HTTP');
     }
+    if (scheduler !== undefined && tls !== undefined && sealer !== undefined) {
+      // The daemon's own certificate is renewed like any other: past 2/3 of its life, a new one is issued
+      // and swapped into the listening server without a restart.
+      let served = tls.cert;
+      const unsealedSealer = sealer;
+      scheduler.add({
+        name: 'daemon-tls',
+        everyMs: config.scheduler.renewalInterval * 120,
+        runAtStart: false,
+        run: async () => {
+          const next = await ensureDaemonCertificate({
+            store: services.store,
+            sealer: unsealedSealer,
+            audit: services.audit,
+            clock,
+            listen: config.listen,
+            logger,
+          });
+          if (next.cert === served) return { processed: 0 };
+          (app.server as unknown as TlsServer).setSecureContext({
+            key: next.key,
+            cert: next.cert,
+            ca: clientCaCertificates(services.store),
+          });
+          served = next.cert;
+          logger.info({}, 'renewed the daemon TLS certificate; new connections get it');
+          return { processed: 1 };
+        },
+      });
+    }
     scheduler?.start();
     const info = appPaths(config.dataDir).daemonInfo;
     await writeFileDurable(
@@ -215,6 +248,9 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
     return {
       url,
       reload,
+      async runSweep(name: string) {
+        await scheduler?.runNow(name);
+      },
       sealed: sealer === undefined,
       stop() {
         stopping ??= (async () => {
