@@ -20,8 +20,9 @@ export type Bench = (options: BenchOptions) => Promise<BenchResult>;
 
 const BENCHES: Record<string, () => Promise<Bench>> = {
   store: async () => (await import('./store.js')).storeBench,
-  ca: async () => (await import('./ca.js')).caBench,
   bundle: async () => (await import('./bundle.js')).bundleBench,
+  ca: async () => (await import('./ca.js')).caBench,
+  peers: async () => (await import('./peers.js')).peersBench,
 };
 
 async function main(argv: string[]): Promise<void> {
