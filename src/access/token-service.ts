@@ -25,6 +25,11 @@ export interface TokenRecord extends StoredRecord {
   readonly revokedBy?: string;
   /** The actor that created it: a token id or 'cli:init'. */
   readonly createdBy: string;
+  /**
+   * Registered recipient for sealed bundles: base64url SPKI DER of an X25519 or RSA public key (public,
+   * validated by the API). When set, format=sealed bundles for this token go to this key only.
+   */
+  readonly sealKey?: string;
 }
 
 export interface CreateTokenInput {
@@ -33,6 +38,7 @@ export interface CreateTokenInput {
   readonly ttlMs?: number;
   readonly description?: string;
   readonly createdBy: string;
+  readonly sealKey?: string;
 }
 
 /** A token generated but not yet stored, so its id can be audited before it exists (fail closed). */
@@ -119,6 +125,7 @@ export class TokenService {
       createdAt: new Date(nowMs).toISOString(),
       ...(input.ttlMs === undefined ? {} : { expiresAt: new Date(nowMs + input.ttlMs).toISOString() }),
       createdBy: input.createdBy,
+      ...(input.sealKey === undefined ? {} : { sealKey: input.sealKey }),
     };
     return { token, record };
   }

@@ -29,6 +29,11 @@ function badKey(message: string): ApiError {
 }
 
 /** Parses the recipient key a caller sends; throws API_BAD_REQUEST naming the header. */
+/** The recipient key id (SHA-256 of the SPKI DER, base64url), as audited and shown. */
+export function sealKeyId(spkiBase64url: string): string {
+  return createHash('sha256').update(Buffer.from(spkiBase64url, 'base64url')).digest('base64url');
+}
+
 export function parseSealRecipient(value: string | string[] | undefined): SealRecipient {
   if (value === undefined || value === '') {
     throw badKey('format=sealed needs your public key: base64url of its SPKI DER (X25519 or RSA ≥ 2048)');

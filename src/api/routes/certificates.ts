@@ -16,7 +16,13 @@ import { durationText } from '../schemas.js';
 import { actorOf, audited } from '../audited.js';
 import { longPolls, waitParam } from '../long-poll.js';
 import { etagMatches } from '../../vpn/index.js';
-import { SEALED_MEDIA_TYPE, SEAL_KEY_HEADER, parseSealRecipient, sealTo } from '../auth/sealed-delivery.js';
+import {
+  SEALED_MEDIA_TYPE,
+  SEAL_KEY_HEADER,
+  parseSealRecipient,
+  sealKeyId,
+  sealTo,
+} from '../auth/sealed-delivery.js';
 
 const createBody = z.strictObject({
   name: z.string().min(1).max(64),
@@ -96,6 +102,29 @@ export function versionView(v: VersionRecord) {
     destroyAfter: v.destroyAfter ?? null,
     reason: v.reason,
   };
+}
+
+/**
+ * The key a sealed bundle goes to: the one registered with the caller's token (the header, if sent, must
+ * name the same key, so a proxy cannot substitute its own), else the one in the header.
+ */
+function sealRecipientFor(deps: ApiDeps, request: FastifyRequest) {
+  const header = request.headers[SEAL_KEY_HEADER];
+  const principal = request.principal!;
+  const registered = principal.kind === 'token' ? deps.tokens.get(principal.tokenId).sealKey : undefined;
+  if (registered === undefined) return parseSealRecipient(header);
+  if (header !== undefined && header !== registered) {
+    throw new ApiError(
+      'API_BAD_REQUEST',
+      `this token has a registered seal key (${sealKeyId(registered)}); send no ${SEAL_KEY_HEADER} or that same key`,
+      {
+        details: {
+          issues: [{ field: SEAL_KEY_HEADER, message: 'differs from the key registered with the token' }],
+        },
+      },
+    );
+  }
+  return parseSealRecipient(registered);
 }
 
 function service(deps: ApiDeps): CertificateService {
@@ -225,8 +254,7 @@ export function certificateRoutes(deps: ApiDeps): FastifyPluginAsync {
       const needsKey = format === 'p12' || format === 'sealed';
       if (!withKey) authorize(request.principal!, needsKey ? 'key.export' : 'cert.read', resource);
       // Checked before any wait, so a bad key is refused at once, not after the poll.
-      const recipient =
-        format === 'sealed' ? parseSealRecipient(request.headers[SEAL_KEY_HEADER]) : undefined;
+      const recipient = format === 'sealed' ? sealRecipientFor(deps, request) : undefined;
       const certs = service(deps);
       let current = certs.current(name);
       const etagOf = () => `"${current.fingerprint.slice(0, 32)}${withKey ? '-k' : ''}-${format}"`;

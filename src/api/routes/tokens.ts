@@ -7,6 +7,7 @@ import { authorize } from '../../access/policy.js';
 import type { ApiDeps } from '../deps.js';
 import { parseInput } from '../validate.js';
 import { durationText } from '../schemas.js';
+import { parseSealRecipient, sealKeyId } from '../auth/sealed-delivery.js';
 import { audited, actorOf } from '../audited.js';
 
 const createBody = z.strictObject({
@@ -14,11 +15,19 @@ const createBody = z.strictObject({
   scopes: z.array(z.string().min(1).max(256)).max(64).optional(),
   ttl: durationText.optional(),
   description: z.string().max(200).optional(),
+  /** base64url SPKI DER (X25519 or RSA ≥ 2048): sealed bundles for this token go to this key only. */
+  sealKey: z.string().max(2048).optional(),
 });
 
 const idParams = z.strictObject({
   id: z.string().regex(/^tok_[0-9a-f]{16}$/, 'not a token id (tok_ followed by 16 hex digits)'),
 });
+
+/** Refuses a seal key that could not receive a bundle (400 naming why); returns it as given. */
+function validSealKey(sealKey: string): string {
+  parseSealRecipient(sealKey);
+  return sealKey;
+}
 
 /** The public view of a token: everything but its hash. */
 export function tokenView(r: TokenRecord) {
@@ -30,6 +39,7 @@ export function tokenView(r: TokenRecord) {
     createdAt: r.createdAt,
     createdBy: r.createdBy,
     expiresAt: r.expiresAt ?? null,
+    sealKeyId: r.sealKey === undefined ? null : sealKeyId(r.sealKey),
     revokedAt: r.revokedAt ?? null,
   };
 }
@@ -49,6 +59,7 @@ export function tokenRoutes(deps: ApiDeps): FastifyPluginAsync {
         scopes: body.scopes ?? [],
         ...(body.ttl ? { ttlMs: parseDuration(body.ttl, 'ttl') } : {}),
         ...(body.description ? { description: body.description } : {}),
+        ...(body.sealKey ? { sealKey: validSealKey(body.sealKey) } : {}),
         createdBy: actorOf(request),
       });
       await audited(

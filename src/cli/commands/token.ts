@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { connect, type CliIo, type GlobalOptions } from '../context.js';
+import { createPublicKey } from 'node:crypto';
+import { connect, readTextFile, type CliIo, type GlobalOptions } from '../context.js';
 import { emit, table } from '../output.js';
 
 interface TokenView {
@@ -23,24 +24,43 @@ export function tokenCommand(program: Command, io: CliIo, globals: () => GlobalO
     .option('--scope <pattern...>', 'name patterns the token may act on, e.g. cert:web-* vpn:office/*')
     .option('--ttl <duration>', 'lifetime, e.g. 30d, 12h (default: no expiry)')
     .option('--description <text>', 'what the token is for')
-    .action(async (opts: { role: string; scope?: string[]; ttl?: string; description?: string }) => {
-      const g = globals();
-      const client = await connect(g, io);
-      const body = {
-        role: opts.role,
-        ...(opts.scope ? { scopes: opts.scope } : {}),
-        ...(opts.ttl ? { ttl: opts.ttl } : {}),
-        ...(opts.description ? { description: opts.description } : {}),
-      };
-      const created = await client.post<TokenView>('/v1/tokens', body);
-      emit(io, g.json, created, () =>
-        [
-          `created token ${created.id} (role ${created.role})`,
-          `token: ${created.token}`,
-          'store it now: it is shown only once',
-        ].join('\n'),
-      );
-    });
+    .option(
+      '--seal-key <file>',
+      'X25519 or RSA public key (PEM): format=sealed bundles for this token go to it only',
+    )
+    .action(
+      async (opts: {
+        role: string;
+        scope?: string[];
+        ttl?: string;
+        description?: string;
+        sealKey?: string;
+      }) => {
+        const g = globals();
+        const client = await connect(g, io);
+        const sealKey =
+          opts.sealKey === undefined
+            ? undefined
+            : createPublicKey(await readTextFile(opts.sealKey, '--seal-key'))
+                .export({ type: 'spki', format: 'der' })
+                .toString('base64url');
+        const body = {
+          ...(sealKey ? { sealKey } : {}),
+          role: opts.role,
+          ...(opts.scope ? { scopes: opts.scope } : {}),
+          ...(opts.ttl ? { ttl: opts.ttl } : {}),
+          ...(opts.description ? { description: opts.description } : {}),
+        };
+        const created = await client.post<TokenView>('/v1/tokens', body);
+        emit(io, g.json, created, () =>
+          [
+            `created token ${created.id} (role ${created.role})`,
+            `token: ${created.token}`,
+            'store it now: it is shown only once',
+          ].join('\n'),
+        );
+      },
+    );
 
   token
     .command('list')

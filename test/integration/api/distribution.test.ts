@@ -249,6 +249,42 @@ describe('distribution API over HTTPS', () => {
     assert.ok(performance.now() - started < 3000, 'the stream ended with the daemon');
   });
 
+  test('a seal key registered with the token: bundles go to it without a header; another key is refused', async (t) => {
+    const d = await startTestDaemon(t);
+    await createCertificate(d, 'vault');
+    const pair = generateKeyPairSync('x25519');
+    const spki = pair.publicKey.export({ type: 'spki', format: 'der' }).toString('base64url');
+    const created = await d.call('POST', '/v1/tokens', {
+      token: d.adminToken,
+      body: { role: 'service', scopes: ['cert:vault'], sealKey: spki },
+    });
+    assert.equal(created.status, 201, created.text);
+    assert.match(created.json.sealKeyId, /^[A-Za-z0-9_-]{43}$/);
+    const token = created.json.token as string;
+    const r = await d.call('GET', bundlePath('vault', '?format=sealed'), { token });
+    assert.equal(r.status, 200, r.text);
+    const { plaintext } = await compactDecrypt(r.text, pair.privateKey);
+    assert.match(JSON.parse(Buffer.from(plaintext).toString('utf8')).privateKey, /PRIVATE KEY/);
+    const same = await d.call('GET', bundlePath('vault', '?format=sealed'), {
+      token,
+      headers: { 'x-keywright-seal-key': spki },
+    });
+    assert.equal(same.status, 200);
+    const other = generateKeyPairSync('x25519')
+      .publicKey.export({ type: 'spki', format: 'der' })
+      .toString('base64url');
+    const swapped = await d.call('GET', bundlePath('vault', '?format=sealed'), {
+      token,
+      headers: { 'x-keywright-seal-key': other },
+    });
+    assert.equal(swapped.status, 400, 'a proxy cannot substitute its own key');
+    const bad = await d.call('POST', '/v1/tokens', {
+      token: d.adminToken,
+      body: { role: 'service', scopes: ['cert:vault'], sealKey: 'AAAA' },
+    });
+    assert.equal(bad.status, 400);
+  });
+
   test('sealed bundles: X25519 and RSA recipients, opened only with the right key, audited', async (t) => {
     const d = await startTestDaemon(t);
     await createCertificate(d, 'vault');
