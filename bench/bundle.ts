@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { BenchOptions, BenchResult } from './run.js';
+import { requestJson } from './http.js';
 
 const CONCURRENCY = 64;
 const LONG_POLLS = 1_000;
@@ -58,7 +59,7 @@ async function child(): Promise<void> {
   const daemon = await startDaemon({ config, secrets: {} });
   const ca = await readFile(init.rootCertificateFile, 'utf8');
   const call = async (method: string, path: string, token: string, body?: unknown) => {
-    const r = await fetchJson(daemon.url, ca, method, path, token, body);
+    const r = await requestJson(daemon.url, method, path, { token, body, ca });
     if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${r.text}`);
     return JSON.parse(r.text) as Record<string, unknown>;
   };
@@ -69,7 +70,7 @@ async function child(): Promise<void> {
     await call('POST', '/v1/tokens', init.adminToken, { role: 'service', scopes: ['cert:web'] })
   ).token as string;
   // The bare server answers what a pull answers: the same JSON bytes, status and content type.
-  const pulled = await fetchJson(daemon.url, ca, 'GET', '/v1/certificates/web/bundle', service);
+  const pulled = await requestJson(daemon.url, 'GET', '/v1/certificates/web/bundle', { token: service, ca });
   const bytes = Buffer.from(pulled.text);
   const bare = createHttpsServer(
     { key: tls.privateKey as string, cert: tls.fullchain as string, keepAliveTimeout: 60_000 },
@@ -108,39 +109,6 @@ async function child(): Promise<void> {
     ca,
     admin: init.adminToken,
     service,
-  });
-}
-
-function fetchJson(
-  base: string,
-  ca: string,
-  method: string,
-  path: string,
-  token: string,
-  body?: unknown,
-): Promise<{ status: number; text: string }> {
-  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-  return new Promise((resolve, reject) => {
-    const req = request(
-      new URL(path, base),
-      {
-        method,
-        ca,
-        agent: false,
-        headers: {
-          authorization: `Bearer ${token}`,
-          ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
-        },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
   });
 }
 

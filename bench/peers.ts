@@ -22,12 +22,13 @@ import { generateKeyPairSync } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
-import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { buildCsr, csrToPem } from '../src/pki/csr.js';
 import type { BenchOptions, BenchResult } from './run.js';
+import { requestJson } from './http.js';
+import { freePort } from '../test/helpers/net.js';
 
 const SANS = ['svc.internal.example', 'svc', '10.1.2.3'];
 const CA_CLIENTS = 16;
@@ -71,7 +72,7 @@ async function child(): Promise<void> {
   const init = await initDataDir({ config, secrets: {} });
   const daemon = await startDaemon({ config, secrets: {} });
   const call = async (method: string, path: string, token: string, body?: unknown) => {
-    const r = await once1(daemon.url, method, path, token, body);
+    const r = await requestJson(daemon.url, method, path, { token, body });
     if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${r.text}`);
     return r.text;
   };
@@ -91,49 +92,6 @@ async function child(): Promise<void> {
   });
   const ready: ChildReady = { kind: 'ready', url: daemon.url, admin: init.adminToken, service, bundlePem };
   process.send!(ready);
-}
-
-/** One request on a fresh connection, for set-up calls. */
-function once1(
-  base: string,
-  method: string,
-  path: string,
-  token: string | undefined,
-  body?: unknown,
-): Promise<{ status: number; text: string }> {
-  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-  return new Promise((resolve, reject) => {
-    const req = request(
-      new URL(path, base),
-      {
-        method,
-        agent: false,
-        headers: {
-          ...(token ? { authorization: `Bearer ${token}` } : {}),
-          ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
-        },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -279,7 +237,7 @@ const pin = (pid: number, cpus: string) => {
 async function waitHttp(url: string, proc: ChildProcess, what: string, log: () => string): Promise<void> {
   for (let i = 0; i < 200; i++) {
     if (proc.exitCode !== null) throw new Error(`${what} exited at start: ${log()}`);
-    const ok = await once1(url, 'GET', '/', undefined).then(
+    const ok = await requestJson(url, 'GET', '/').then(
       () => true,
       () => false,
     );
