@@ -164,6 +164,8 @@ async function stop(child: ChildProcess): Promise<void> {
   await exited;
 }
 
+class PortTaken extends Error {}
+
 /** Starts challtestsrv + pebble; skips the test (or fails under CI) when pebble is not installed. */
 export async function startPebble(t: TestContext, options: PebbleOptions = {}): Promise<Pebble | undefined> {
   if (
@@ -173,6 +175,17 @@ export async function startPebble(t: TestContext, options: PebbleOptions = {}): 
   ) {
     return undefined;
   }
+  // A port picked free can be taken by a concurrent test before pebble binds it: pick new ones and retry.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startPebbleOnce(t, options);
+    } catch (err) {
+      if (!(err instanceof PortTaken) || attempt >= 3) throw err;
+    }
+  }
+}
+
+async function startPebbleOnce(t: TestContext, options: PebbleOptions): Promise<Pebble> {
   const tls = pebbleTls();
   const dir = await tempDir(t, 'kw-pebble-');
   const [acmePort, mgmtPort, dnsPort, ctsPort] = await Promise.all([
@@ -216,7 +229,7 @@ export async function startPebble(t: TestContext, options: PebbleOptions = {}): 
     return child;
   };
   // AAAA disabled: otherwise pebble's VA tries [::1] first, where nothing listens.
-  launch(
+  const challtestsrv = launch(
     'pebble-challtestsrv',
     [
       '-dns01',
@@ -251,7 +264,11 @@ export async function startPebble(t: TestContext, options: PebbleOptions = {}): 
   let rootPem: string;
   let intermediatePem: string;
   for (let i = 0; ; i++) {
-    if (pebble.exitCode !== null) throw new Error(`pebble exited at start:\n${logs.join('')}`);
+    if (pebble.exitCode !== null || challtestsrv.exitCode !== null) {
+      const log = logs.join('');
+      await Promise.all(children.map(stop));
+      throw new (/address already in use/.test(log) ? PortTaken : Error)(`pebble exited at start:\n${log}`);
+    }
     try {
       const [dirRes, root, inter] = await Promise.all([
         get(directoryUrl, tls.caPem),
