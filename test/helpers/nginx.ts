@@ -31,6 +31,17 @@ export interface NginxOptions {
 export async function startNginx(t: TestContext, options: NginxOptions): Promise<Nginx | undefined> {
   const bin = requirePeer(t, 'nginx', 'nginx-light');
   if (!bin) return undefined;
+  // A port picked free can be taken by a concurrent test before nginx binds it: pick another and retry.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startNginxOnce(t, bin, options);
+    } catch (err) {
+      if (!/Address already in use/.test(String(err)) || attempt >= 3) throw err;
+    }
+  }
+}
+
+async function startNginxOnce(t: TestContext, bin: string, options: NginxOptions): Promise<Nginx> {
   const prefix = `${await tempDir(t, 'kw-nginx-')}/`;
   for (const d of ['conf', 'logs', 'tmp']) await mkdir(join(prefix, d));
   const port = await freePort();
