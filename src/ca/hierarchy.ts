@@ -20,7 +20,7 @@ import { lintIssuerOf, selfIssuerOf } from './lint.js';
 import type { RandomSource } from './serial.js';
 import { randomSerial, serialContent } from './serial.js';
 import type { IssuedCertificate, IssueUrls } from './sign.js';
-import { computeValidity, lintAndSign, revocationPointers } from './sign.js';
+import { computeValidity, issuedTbs, lintAndSign, revocationPointers } from './sign.js';
 
 interface CaCommon {
   readonly subject: NameInput;
@@ -108,16 +108,15 @@ export function prepareIntermediate(req: IntermediateRequest): {
     extensions.push({ kind: 'nameConstraints', critical: true, permitted, excluded });
   }
   extensions.push(...revocationPointers(req.urls));
-  const tbs: TbsCertificate = {
-    serialNumber: req.serial !== undefined ? serialContent(req.serial) : randomSerial(req.random),
-    signatureAlgorithm: issuer.algorithm,
-    issuer: issuer.certificate.subject,
+  const tbs = issuedTbs(issuer, {
+    serial: req.serial,
+    random: req.random,
     notBefore,
     notAfter,
     subject,
     subjectPublicKey: req.subjectPublicKey,
     extensions,
-  };
+  });
   return { tbs, issuer };
 }
 

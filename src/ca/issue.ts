@@ -25,9 +25,8 @@ import type { PolicyOptions, PolicyResult, Profile } from './profiles.js';
 import { applyProfile, normaliseName } from './profiles.js';
 import { dnsNameProblem } from './names.js';
 import type { RandomSource } from './serial.js';
-import { randomSerial, serialContent } from './serial.js';
 import type { IssuedCertificate, IssueUrls } from './sign.js';
-import { computeValidity, lintAndSign, revocationPointers } from './sign.js';
+import { computeValidity, issuedTbs, lintAndSign, revocationPointers } from './sign.js';
 
 export interface LeafRequest {
   readonly issuer: CaIssuer | IssuerContext;
@@ -112,16 +111,15 @@ export function prepareLeaf(req: LeafRequest): PreparedLeaf {
     ...revocationPointers(req.urls),
   ];
 
-  const tbs: TbsCertificate = {
-    serialNumber: req.serial !== undefined ? serialContent(req.serial) : randomSerial(req.random),
-    signatureAlgorithm: issuer.algorithm,
-    issuer: issuer.certificate.subject,
+  const tbs = issuedTbs(issuer, {
+    serial: req.serial,
+    random: req.random,
     notBefore,
     notAfter,
     subject,
     subjectPublicKey: req.subjectPublicKey,
     extensions,
-  };
+  });
   return { tbs, issuer, policy };
 }
 

@@ -37,9 +37,8 @@ import type { CaIssuer, IssuerContext } from './issuer-context.js';
 import { issuerContext } from './issuer-context.js';
 import { lintIssuerOf } from './lint.js';
 import type { RandomSource } from './serial.js';
-import { randomSerial } from './serial.js';
 import type { IssuedCertificate } from './sign.js';
-import { computeValidity, lintAndSign } from './sign.js';
+import { computeValidity, issuedTbs, lintAndSign } from './sign.js';
 
 /** What the store knows about a serial of this CA. */
 export type OcspStatus =
@@ -230,10 +229,8 @@ export function createOcspSigner(req: OcspSignerRequest): IssuedCertificate {
     issuer.certificate.notBefore,
   );
   return lintAndSign(
-    {
-      serialNumber: randomSerial(req.random),
-      signatureAlgorithm: issuer.algorithm,
-      issuer: issuer.certificate.subject,
+    issuedTbs(issuer, {
+      random: req.random,
       notBefore,
       notAfter,
       subject,
@@ -246,7 +243,7 @@ export function createOcspSigner(req: OcspSignerRequest): IssuedCertificate {
         { kind: 'authorityKeyIdentifier', critical: false, keyId: issuer.keyId },
         { kind: 'ocspNoCheck', critical: false },
       ],
-    },
+    }),
     'ocsp-signer',
     lintIssuerOf(issuer),
     issuer.key,

@@ -4,6 +4,10 @@ import type { Clock } from '../core/clock.js';
 import type { TbsCertificate } from '../pki/certificate.js';
 import { certificateToPem, serialHexOf, signCertificate } from '../pki/certificate.js';
 import type { Extension } from '../pki/extensions.js';
+import type { ParsedName } from '../pki/name.js';
+import type { IssuerContext } from './issuer-context.js';
+import type { RandomSource } from './serial.js';
+import { randomSerial, serialContent } from './serial.js';
 import type { CertificateKind, LintIssuer } from './lint.js';
 import { assertLintClean } from './lint.js';
 
@@ -77,5 +81,30 @@ export function lintAndSign(
     serialHex: serialHexOf(tbs.serialNumber),
     notBefore: tbs.notBefore,
     notAfter: tbs.notAfter,
+  };
+}
+
+/** The TBS of a certificate `issuer` signs: its algorithm and subject as issuer, the given serial or a random one. */
+export function issuedTbs(
+  issuer: IssuerContext,
+  fields: {
+    readonly serial?: Uint8Array | string | undefined;
+    readonly random?: RandomSource | undefined;
+    readonly notBefore: Date;
+    readonly notAfter: Date;
+    readonly subject: ParsedName;
+    readonly subjectPublicKey: KeyObject;
+    readonly extensions: readonly Extension[];
+  },
+): TbsCertificate {
+  return {
+    serialNumber: fields.serial !== undefined ? serialContent(fields.serial) : randomSerial(fields.random),
+    signatureAlgorithm: issuer.algorithm,
+    issuer: issuer.certificate.subject,
+    notBefore: fields.notBefore,
+    notAfter: fields.notAfter,
+    subject: fields.subject,
+    subjectPublicKey: fields.subjectPublicKey,
+    extensions: fields.extensions,
   };
 }
