@@ -3,6 +3,7 @@
  * port, started in the foreground as our child (`-g 'daemon off;'`) and stopped gracefully when the test
  * ends. `-e logs/error.log` keeps it away from /var/log/nginx, so it also runs unprivileged.
  */
+import { X509Certificate } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -80,15 +81,18 @@ http {
     clearTimeout(timer);
   });
   const errorLog = () => readFile(join(prefix, 'logs', 'error.log'), 'utf8').catch(() => '');
+  // Ready when the port serves *our* certificate: a foreign server that took the port first must not count.
+  const expected = new X509Certificate(await readFile(options.certificate)).raw;
   for (let i = 0; i < 100; i++) {
     if (child.exitCode !== null) throw new Error(`nginx exited at start: ${stderr}${await errorLog()}`);
-    if (await handshakes(port)) return { port, prefix, reload: [bin, ...base, '-s', 'reload'], errorLog };
+    if (await handshakes(port, expected))
+      return { port, prefix, reload: [bin, ...base, '-s', 'reload'], errorLog };
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`nginx did not accept TLS on 127.0.0.1:${port} within 5 s: ${await errorLog()}`);
 }
 
-function handshakes(port: number): Promise<boolean> {
+function handshakes(port: number, expected: Buffer): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host: '127.0.0.1', port, rejectUnauthorized: false });
     socket.setTimeout(1000, () => {
@@ -96,8 +100,9 @@ function handshakes(port: number): Promise<boolean> {
       resolve(false);
     });
     socket.once('secureConnect', () => {
+      const served = socket.getPeerCertificate().raw;
       socket.destroy();
-      resolve(true);
+      resolve(served !== undefined && served.equals(expected));
     });
     socket.once('error', () => resolve(false));
   });
