@@ -388,6 +388,10 @@ function csrPem(): string {
   );
 }
 
+/** KW_BENCH_ONLY=sign,newcert,bundle runs only those rows (profiling one path). */
+const wanted = (row: string) =>
+  !process.env.KW_BENCH_ONLY || process.env.KW_BENCH_ONLY.split(',').includes(row);
+
 export async function peersBench(options: BenchOptions): Promise<BenchResult> {
   const plan = options.quick ? QUICK : FULL;
   const tmp = await mkdtemp(join(tmpdir(), 'kw-bench-peer-'));
@@ -463,20 +467,22 @@ export async function peersBench(options: BenchOptions): Promise<BenchResult> {
         }
       : null;
     const peerSkip = cfssl ? {} : { skipped: skipped.at(-1)! };
-    rows.push({
-      figure: 'sign CSR',
-      clients: CA_CLIENTS,
-      peerName: 'cfssl /api/v1/cfssl/sign',
-      ...(await compare(plan, CA_CLIENTS, signKw, signCfssl)),
-      ...peerSkip,
-    });
-    rows.push({
-      figure: 'key + certificate',
-      clients: CA_CLIENTS,
-      peerName: 'cfssl /api/v1/cfssl/newcert',
-      ...(await compare(plan, CA_CLIENTS, newKw, newCfssl)),
-      ...peerSkip,
-    });
+    if (wanted('sign'))
+      rows.push({
+        figure: 'sign CSR',
+        clients: CA_CLIENTS,
+        peerName: 'cfssl /api/v1/cfssl/sign',
+        ...(await compare(plan, CA_CLIENTS, signKw, signCfssl)),
+        ...peerSkip,
+      });
+    if (wanted('newcert'))
+      rows.push({
+        figure: 'key + certificate',
+        clients: CA_CLIENTS,
+        peerName: 'cfssl /api/v1/cfssl/newcert',
+        ...(await compare(plan, CA_CLIENTS, newKw, newCfssl)),
+        ...peerSkip,
+      });
     if (cfssl) await stopProcess(cfssl.proc, 'SIGTERM');
 
     // 2. nginx
@@ -497,13 +503,14 @@ export async function peersBench(options: BenchOptions): Promise<BenchResult> {
       typeof nginx === 'string'
         ? null
         : { url: `${nginx.url}/bundle.pem`, method: 'GET', headers: {}, expect: 200 };
-    rows.push({
-      figure: `bundle pull (${Buffer.byteLength(kw.bundlePem)} B PEM with key)`,
-      clients: BUNDLE_CLIENTS,
-      peerName: 'nginx static file',
-      ...(await compare(plan, BUNDLE_CLIENTS, pull, staticFile)),
-      ...(typeof nginx === 'string' ? { skipped: nginx } : {}),
-    });
+    if (wanted('bundle'))
+      rows.push({
+        figure: `bundle pull (${Buffer.byteLength(kw.bundlePem)} B PEM with key)`,
+        clients: BUNDLE_CLIENTS,
+        peerName: 'nginx static file',
+        ...(await compare(plan, BUNDLE_CLIENTS, pull, staticFile)),
+        ...(typeof nginx === 'string' ? { skipped: nginx } : {}),
+      });
   } finally {
     for (const [p, signal] of procs) await stopProcess(p, signal);
     if (daemonProc && daemonProc.exitCode === null) {

@@ -5,7 +5,7 @@ import { CaError, IssuerError, ValidationError, toAppError } from '../core/error
 import { NAME_PATTERN } from '../core/ids.js';
 import type { Sealer, SealedBlob, SealContext } from '../keys/port.js';
 import { generateKeyPair } from '../keys/generate.js';
-import { sealPrivateKey, unsealPrivateKey } from '../keys/sealed-key.js';
+import { sealPrivateKey, unsealPrivateKey, unsealPrivateKeyPem } from '../keys/sealed-key.js';
 import type { Store } from '../store/port.js';
 import { SEALED_BLOB_PREFIX } from '../store/port.js';
 import type { AuditRecorder } from '../audit/audit-log.js';
@@ -71,7 +71,8 @@ export interface BundleMaterial {
   readonly version: VersionRecord;
   readonly certificatePem: string;
   readonly chainPem: readonly string[];
-  readonly privateKey?: KeyObject;
+  /** PKCS#8 PEM, unsealed for this pull only (never cached). */
+  readonly privateKeyPem?: string;
 }
 
 const keyContext = (id: string): SealContext => ({ recordType: 'cert-key', recordId: id });
@@ -475,20 +476,25 @@ export class CertificateService {
         { details: { certificate: name } },
       );
     }
-    return { ...material, privateKey: await this.#unsealKey(version) };
+    return { ...material, privateKeyPem: await this.#unsealKeyPem(version) };
   }
 
+  async #unsealKeyPem(version: VersionRecord): Promise<string> {
+    return unsealPrivateKeyPem(this.#o.sealer, await this.#sealedKey(version), keyContext(version.id));
+  }
+
+  /** A KeyObject, for reusing the key in a new CSR (renewal with keyRotation: reuse). */
   async #unsealKey(version: VersionRecord): Promise<KeyObject> {
+    return unsealPrivateKey(this.#o.sealer, await this.#sealedKey(version), keyContext(version.id));
+  }
+
+  async #sealedKey(version: VersionRecord): Promise<SealedBlob> {
     const raw = version.keyBlob === undefined ? undefined : await this.#o.store.getBlob(version.keyBlob);
     if (raw === undefined)
       throw new CaError('CERT_NOT_FOUND', `the key of ${version.id} is not in the store`, {
         details: { version: version.id },
       });
-    return unsealPrivateKey(
-      this.#o.sealer,
-      JSON.parse(raw.toString('utf8')) as SealedBlob,
-      keyContext(version.id),
-    );
+    return JSON.parse(raw.toString('utf8')) as SealedBlob;
   }
 }
 

@@ -2,7 +2,7 @@ import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
 import type { Store } from '../store/port.js';
 import type { AuditRecorder } from '../audit/audit-log.js';
-import { createTargets, deployAll, makeArtifact, type DeployRun } from '../deploy/index.js';
+import { SecretPem, createTargets, deployAll, makeArtifact, type DeployRun } from '../deploy/index.js';
 import type { CertificateService } from './certificate-service.js';
 import { CERTIFICATES_COLLECTION, type CertificateRecord } from './records.js';
 
@@ -52,7 +52,7 @@ export class CertificateDeployer {
       serialHex: material.version.serialHex,
       certificatePem: material.certificatePem,
       chainPem: material.chainPem,
-      ...(material.privateKey ? { privateKey: material.privateKey } : {}),
+      ...(material.privateKeyPem ? { privateKey: new SecretPem(material.privateKeyPem) } : {}),
       domains: cert.sans,
       notBefore: material.version.notBefore,
       notAfter: material.version.notAfter,

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { createPrivateKey } from 'node:crypto';
 import { z } from 'zod';
 import { ApiError } from '../../core/errors.js';
 import { parseDuration } from '../../core/duration.js';
@@ -305,7 +306,7 @@ export function certificateRoutes(deps: ApiDeps): FastifyPluginAsync {
 
 /** The JSON bundle (format=json, and the plaintext of format=sealed). */
 function bundleJson(name: string, m: BundleMaterial) {
-  const keyPem = m.privateKey?.export({ type: 'pkcs8', format: 'pem' }) as string | undefined;
+  const keyPem = m.privateKeyPem;
   return {
     name,
     version: m.version.version,
@@ -326,7 +327,7 @@ function sendBundle(
   format: 'pem' | 'json' | 'p12',
   m: BundleMaterial,
 ) {
-  const keyPem = m.privateKey?.export({ type: 'pkcs8', format: 'pem' }) as string | undefined;
+  const keyPem = m.privateKeyPem;
   const fullchain = [m.certificatePem, ...m.chainPem].join('');
   switch (format) {
     case 'json':
@@ -347,7 +348,7 @@ function sendBundle(
         );
       }
       const der = buildPkcs12({
-        privateKey: m.privateKey!,
+        privateKey: createPrivateKey(m.privateKeyPem!),
         certificate: decodePem(m.certificatePem, 'CERTIFICATE'),
         chain: m.chainPem.map((p) => decodePem(p, 'CERTIFICATE')),
         password,
