@@ -8,7 +8,7 @@ import { canRewrap } from '../../../src/keys/port.js';
 import { createKeyRing, kekIdOf } from '../../../src/keys/software/key-ring.js';
 import { SoftwareSealer } from '../../../src/keys/software/sealer.js';
 import { generateKeyPair } from '../../../src/keys/generate.js';
-import { sealPrivateKey, unsealPrivateKey } from '../../../src/keys/sealed-key.js';
+import { sealPrivateKey, unsealPrivateKey, unsealPrivateKeyPem } from '../../../src/keys/sealed-key.js';
 
 interface Fixture {
   kek: string;
@@ -281,6 +281,17 @@ describe('sealPrivateKey / unsealPrivateKey', () => {
     });
   }
 
+  for (const type of ['ec-p256', 'ec-p384', 'ed25519', 'rsa-2048'] as const) {
+    test(`${type} opens straight to the PKCS#8 PEM node:crypto would export`, async () => {
+      const { privateKey } = await generateKeyPair(type);
+      const blob = await sealPrivateKey(sealer, privateKey, ctx);
+      assert.equal(
+        await unsealPrivateKeyPem(sealer, blob, ctx),
+        privateKey.export({ type: 'pkcs8', format: 'pem' }),
+      );
+    });
+  }
+
   test('a public key cannot be sealed as a private key', async () => {
     const { publicKey } = await generateKeyPair('ed25519');
     await rejectsWith(sealPrivateKey(sealer, publicKey, ctx), 'KEY_INVALID');
@@ -289,5 +300,6 @@ describe('sealPrivateKey / unsealPrivateKey', () => {
   test('a blob that holds no key is KEY_INVALID once opened', async () => {
     const blob = await sealer.seal(secret, ctx);
     await rejectsWith(unsealPrivateKey(sealer, blob, ctx), 'KEY_INVALID');
+    await rejectsWith(unsealPrivateKeyPem(sealer, blob, ctx), 'KEY_INVALID');
   });
 });
