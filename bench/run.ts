@@ -23,6 +23,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   bundle: async () => (await import('./bundle.js')).bundleBench,
   ca: async () => (await import('./ca.js')).caBench,
   peers: async () => (await import('./peers.js')).peersBench,
+  acme: async () => (await import('./acme.js')).acmeBench,
 };
 
 async function main(argv: string[]): Promise<void> {

@@ -1,12 +1,13 @@
 /**
  * pebble (Let's Encrypt's test ACME server, Debian package `pebble`) and pebble-challtestsrv on free
  * 127.0.0.1 ports, with an HTTPS certificate made by openssl for this run. Everything started here is
- * killed in t.after. pebble's root and intermediate are regenerated at every start, so they are fetched
- * from its management port once it answers.
+ * killed in t.after (a bench passes its own after list). pebble's root and intermediate are regenerated
+ * at every start, so they are fetched from its management port once it answers.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -15,7 +16,6 @@ import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from './net.js';
 import { requirePeer } from './peers.js';
-import { tempDir } from './tmp.js';
 
 export interface PebbleOptions {
   /** Where pebble's VA connects for http-01 (keywright's responder); a free port when absent. */
@@ -166,6 +166,11 @@ async function stop(child: ChildProcess): Promise<void> {
 
 class PortTaken extends Error {}
 
+/** Where the processes and files started here are cleaned up: a test context, or a bench's own list. */
+export interface PebbleScope {
+  after(fn: () => Promise<unknown>): void;
+}
+
 /** Starts challtestsrv + pebble; skips the test (or fails under CI) when pebble is not installed. */
 export async function startPebble(t: TestContext, options: PebbleOptions = {}): Promise<Pebble | undefined> {
   if (
@@ -175,19 +180,25 @@ export async function startPebble(t: TestContext, options: PebbleOptions = {}): 
   ) {
     return undefined;
   }
+  return startPebbleIn(t, options);
+}
+
+/** startPebble without a test context (benchmarks): the caller has checked the binaries are there. */
+export async function startPebbleIn(scope: PebbleScope, options: PebbleOptions = {}): Promise<Pebble> {
   // A port picked free can be taken by a concurrent test before pebble binds it: pick new ones and retry.
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startPebbleOnce(t, options);
+      return await startPebbleOnce(scope, options);
     } catch (err) {
       if (!(err instanceof PortTaken) || attempt >= 3) throw err;
     }
   }
 }
 
-async function startPebbleOnce(t: TestContext, options: PebbleOptions): Promise<Pebble> {
+async function startPebbleOnce(scope: PebbleScope, options: PebbleOptions): Promise<Pebble> {
   const tls = pebbleTls();
-  const dir = await tempDir(t, 'kw-pebble-');
+  const dir = await mkdtemp(join(tmpdir(), 'kw-pebble-'));
+  scope.after(() => rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 }));
   const [acmePort, mgmtPort, dnsPort, ctsPort] = await Promise.all([
     freePort(),
     freePort(),
@@ -213,7 +224,7 @@ async function startPebbleOnce(t: TestContext, options: PebbleOptions): Promise<
   writeFileSync(join(dir, 'pebble-config.json'), JSON.stringify(config));
   const logs: string[] = [];
   const children: ChildProcess[] = [];
-  t.after(async () => {
+  scope.after(async () => {
     await Promise.all(children.map(stop));
   });
   const launch = (cmd: string, args: string[], env: Record<string, string>) => {
