@@ -32,6 +32,8 @@ import {
 
 /** What a flush must make durable, besides the base itself. */
 export interface CommitBatch {
+  /** The batch's record changes (already applied to the base), for backends that log them. */
+  readonly records: RecordChanges;
   /** Final content per blob key, to be durable before the document that refers to it. */
   readonly blobPuts: ReadonlyMap<string, Uint8Array>;
   /** Blobs to remove once the document no longer refers to them. */
@@ -109,7 +111,7 @@ class Batch {
       if (value === DELETED) blobDeletes.add(key);
       else blobPuts.set(key, value);
     }
-    return { blobPuts, blobDeletes, transactions: this.waiters.length };
+    return { records: this.records, blobPuts, blobDeletes, transactions: this.waiters.length };
   }
 }
 

@@ -70,7 +70,12 @@ export class DocumentFile implements Adapter<MigratableDocument> {
 
   /** Writes `doc`, which by then is always a StoreDocument: Low's data is replaced by one at open. */
   async write(doc: MigratableDocument): Promise<void> {
-    await this.#write(this.path, this.encode(doc as StoreDocument), 0o600);
+    await this.writeEncoded(this.encode(doc as StoreDocument));
+  }
+
+  /** Durably replaces the file with bytes `encode` made. */
+  async writeEncoded(bytes: Buffer): Promise<void> {
+    await this.#write(this.path, bytes, 0o600);
   }
 
   /** The compact JSON of `doc`; also warms the per-record cache (done once at open). */

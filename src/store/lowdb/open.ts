@@ -1,4 +1,4 @@
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Low } from 'lowdb';
 import { StoreError } from '../../core/errors.js';
@@ -17,11 +17,29 @@ import {
   type StoreDocument,
 } from './document-file.js';
 import { MIGRATIONS, migrate, type MigratableDocument, type Migration } from './migrations.js';
+import {
+  JOURNAL_COMPACTING,
+  JOURNAL_FILE,
+  JournalWriter,
+  encodeJournalEntry,
+  readJournal,
+  removeJournal,
+  type JournalAppend,
+  type JournalEntry,
+} from './journal.js';
+import { DELETED } from '../layers.js';
+import type { StoredRecord } from '../port.js';
 
 export const DOCUMENT_FILE = 'keywright.json';
 export const BLOB_DIR = 'blobs';
-/** Blob files written or removed at once by one flush. */
-const BLOB_IO_PARALLELISM = 16;
+/**
+ * Blob files written or removed at once by a compaction: no more than libuv's 4 threads, so a flush's
+ * journal append never queues behind a long line of blob fsyncs.
+ */
+const COMPACTION_IO_PARALLELISM = 4;
+/** The journal is folded into the document once it is this big, or bigger than the document. */
+const COMPACT_AT_BYTES = 8 * 1024 * 1024;
+const COMPACTION_RETRY_MS = 10_000;
 
 export interface LowdbStoreOptions {
   readonly dataDir: string;
@@ -31,6 +49,10 @@ export interface LowdbStoreOptions {
   readonly migrations?: readonly Migration[];
   /** Defaults to writeFileDurable; fault-injection tests pass one that fails. */
   readonly durableWrite?: DurableWriter;
+  /** Defaults to write + fdatasync; fault-injection tests pass one that fails. */
+  readonly journalAppend?: JournalAppend;
+  /** Journal size that starts a compaction; default 8 MiB or the document's size, whichever is larger. */
+  readonly compactAtBytes?: number;
 }
 
 /**
@@ -39,8 +61,8 @@ export interface LowdbStoreOptions {
  * lowdb's Low with an adapter of our own (DocumentFile): never JSONFilePreset, which silently switches
  * to memory under NODE_ENV=test.
  *
- * A flush writes the blobs it adds, then the whole document (one durable write, however many
- * transactions it carries), then removes the blobs it deleted.
+ * A flush appends one line to `keywright.journal` (one fdatasync, however many transactions it carries);
+ * the document and the blob files are brought up to date by compaction (StoreJournal).
  */
 export async function openLowdbStore(options: LowdbStoreOptions): Promise<ObservableStore> {
   const { dataDir } = options;
@@ -50,14 +72,22 @@ export async function openLowdbStore(options: LowdbStoreOptions): Promise<Observ
   try {
     await removeTempLeftovers(dataDir, logger);
     const file = new DocumentFile(join(dataDir, DOCUMENT_FILE), write);
-    const { db, doc } = await loadDocument(file, options.migrations ?? MIGRATIONS, logger);
     const blobs = new BlobDirectory(join(dataDir, BLOB_DIR), write);
+    const journal = new StoreJournal({
+      dataDir,
+      file,
+      blobs,
+      logger,
+      ...(options.journalAppend ? { append: options.journalAppend } : {}),
+      ...(options.compactAtBytes !== undefined ? { compactAtBytes: options.compactAtBytes } : {}),
+    });
+    const doc = await journal.load(options.migrations ?? MIGRATIONS);
     return new StagedStore({
       schemaVersion: doc.schemaVersion,
       base: doc.collections,
       clock: options.clock ?? systemClock,
       logger,
-      persistence: lowdbPersistence(db, blobs, lock, logger),
+      persistence: journal.persistence(lock),
     });
   } catch (err) {
     await lock.release();
@@ -65,49 +95,244 @@ export async function openLowdbStore(options: LowdbStoreOptions): Promise<Observ
   }
 }
 
-async function loadDocument(
-  file: DocumentFile,
-  migrations: readonly Migration[],
-  logger: Logger,
-): Promise<{ db: Low<MigratableDocument>; doc: StoreDocument }> {
-  const db = new Low<MigratableDocument>(file, { schemaVersion: 0 });
-  await db.read();
-  const fresh = db.data.schemaVersion === 0;
-  if (fresh) await assertNoOrphanBlobs(file.path);
-  const from = db.data.schemaVersion;
-  const ran = migrate(db.data, migrations, file.path);
-  let doc: StoreDocument;
-  try {
-    doc = toStoreDocument(db.data, file.path);
-  } catch (err) {
-    if (ran === 0) throw err;
-    throw new StoreError(
-      'STORE_MIGRATION',
-      `migrating ${file.path} produced a malformed document; the file was left unchanged`,
-      {
-        cause: err,
-        details: { file: file.path, from },
-      },
-    );
+/**
+ * The document plus the journal (journal.ts): a flush appends one line; the journal is folded into the
+ * document (compaction) once it outgrows COMPACT_AT_BYTES or the document, in the background while new
+ * flushes go to a fresh segment, and always at close. Blobs a flush adds live in memory (they are in
+ * the journal) until compaction writes them to their files.
+ */
+class StoreJournal {
+  readonly #dataDir: string;
+  readonly #file: DocumentFile;
+  readonly #blobs: BlobDirectory;
+  readonly #logger: Logger;
+  readonly #append: JournalAppend | undefined;
+  readonly #compactAtBytes: number | undefined;
+  #doc!: StoreDocument;
+  #writer: JournalWriter | undefined;
+  /** Blob values logged in the journal and not yet in their files; null = deleted. */
+  readonly #pendingBlobs = new Map<string, Buffer | null>();
+  #compaction: Promise<void> | undefined;
+  /** A failed background compaction leaves its segment; the next try waits until this time. */
+  #retryCompactionAt = 0;
+  #documentBytes = 0;
+
+  constructor(o: {
+    dataDir: string;
+    file: DocumentFile;
+    blobs: BlobDirectory;
+    logger: Logger;
+    append?: JournalAppend;
+    compactAtBytes?: number;
+  }) {
+    this.#dataDir = o.dataDir;
+    this.#file = o.file;
+    this.#blobs = o.blobs;
+    this.#logger = o.logger;
+    this.#append = o.append;
+    this.#compactAtBytes = o.compactAtBytes;
   }
-  // From here on the engine owns doc.collections and mutates it in place; every flush writes db.data.
-  db.data = doc;
-  if (ran === 0) file.encode(doc); // warm the per-record encodings now, not during the first write
-  if (ran > 0) {
-    try {
-      await db.write();
-    } catch (cause) {
-      throw new StoreError('STORE_IO', `cannot write ${file.path}: ${describe(cause)}`, {
-        cause,
-        details: { file: file.path },
-      });
+
+  get #activePath(): string {
+    return join(this.#dataDir, JOURNAL_FILE);
+  }
+
+  get #compactingPath(): string {
+    return join(this.#dataDir, JOURNAL_COMPACTING);
+  }
+
+  /** Reads the document, replays the journal onto it, migrates; folds at once after a migration or crash mid-compaction. */
+  async load(migrations: readonly Migration[]): Promise<StoreDocument> {
+    const db = new Low<MigratableDocument>(this.#file, { schemaVersion: 0 });
+    await db.read();
+    const fresh = db.data.schemaVersion === 0;
+    const compacting = await readJournal(this.#compactingPath, this.#logger);
+    const active = await readJournal(this.#activePath, this.#logger);
+    if (fresh) {
+      await assertNoOrphanBlobs(this.#file.path);
+      if (compacting.entries.length + active.entries.length > 0)
+        throw corrupt(this.#file.path, `it is missing while ${JOURNAL_FILE} holds commits`);
     }
-    logger.info(
-      { from, to: doc.schemaVersion },
-      fresh ? 'created the store document' : 'migrated the store document',
-    );
+    for (const entry of [...compacting.entries, ...active.entries]) this.#replay(db.data, entry);
+    const from = db.data.schemaVersion;
+    const ran = migrate(db.data, migrations, this.#file.path);
+    let doc: StoreDocument;
+    try {
+      doc = toStoreDocument(db.data, this.#file.path);
+    } catch (err) {
+      if (ran === 0) throw err;
+      throw new StoreError(
+        'STORE_MIGRATION',
+        `migrating ${this.#file.path} produced a malformed document; the file was left unchanged`,
+        { cause: err, details: { file: this.#file.path, from } },
+      );
+    }
+    this.#doc = doc;
+    const foldNow = ran > 0 || compacting.size > 0;
+    if (!foldNow) this.#documentBytes = this.#file.encode(doc).length; // warms the per-record encodings
+    if (foldNow) {
+      try {
+        await this.#fold();
+      } catch (cause) {
+        throw new StoreError('STORE_IO', `cannot write ${this.#file.path}: ${describe(cause)}`, {
+          cause,
+          details: { file: this.#file.path },
+        });
+      }
+      if (ran > 0) {
+        this.#logger.info(
+          { from, to: doc.schemaVersion },
+          fresh ? 'created the store document' : 'migrated the store document',
+        );
+      }
+    }
+    this.#writer = await JournalWriter.open(this.#activePath, foldNow ? 0 : active.size, this.#append);
+    if (active.entries.length > 0 && !foldNow)
+      this.#logger.info({ commits: active.entries.length }, 'replayed the store journal');
+    return doc;
   }
-  return { db, doc };
+
+  #replay(doc: MigratableDocument, entry: JournalEntry): void {
+    if (entry.schemaVersion < doc.schemaVersion) return; // folded by the migration that followed it
+    if (entry.schemaVersion > doc.schemaVersion) {
+      throw new StoreError(
+        'STORE_MIGRATION',
+        `${JOURNAL_FILE} holds commits of schema version ${entry.schemaVersion}, newer than its document (${doc.schemaVersion}); run the keywright that wrote them or restore a backup`,
+        { details: { file: this.#activePath, schemaVersion: entry.schemaVersion } },
+      );
+    }
+    const collections = (doc.collections ??= {}) as Record<string, Record<string, unknown>>;
+    for (const [collection, id, record] of entry.records) {
+      const byId = (collections[collection] ??= {});
+      if (record === null) delete byId[id];
+      else byId[id] = record;
+    }
+    for (const [key, bytes] of entry.blobs) this.#pendingBlobs.set(key, bytes);
+  }
+
+  persistence(lock: DataDirLock): Persistence {
+    return {
+      persist: (batch) => this.#persist(batch),
+      readBlob: async (key) => {
+        const pending = this.#pendingBlobs.get(key);
+        if (pending !== undefined) return pending === null ? undefined : Buffer.from(pending);
+        return this.#blobs.read(key);
+      },
+      listBlobs: async (prefix) => {
+        const keys = new Set(await this.#blobs.list(prefix));
+        for (const [key, bytes] of this.#pendingBlobs) {
+          if (!key.startsWith(prefix)) continue;
+          if (bytes === null) keys.delete(key);
+          else keys.add(key);
+        }
+        return [...keys].sort();
+      },
+      close: async () => {
+        try {
+          await this.#compaction;
+          if (await exists(this.#dataDir)) await this.#fold();
+          else {
+            // removed under us (a test's temp dir, an operator's rm -rf): nothing left to fold into
+            await this.#writer?.close().catch(() => undefined);
+            this.#logger.warn({}, 'the data directory was removed while the store was open');
+          }
+        } finally {
+          await lock.release();
+        }
+      },
+    };
+  }
+
+  async #persist(batch: CommitBatch): Promise<void> {
+    const records: [string, string, StoredRecord | null][] = [];
+    for (const [collection, byId] of batch.records) {
+      for (const [id, value] of byId) records.push([collection, id, value === DELETED ? null : value]);
+    }
+    const blobs: [string, Buffer | null][] = [
+      ...[...batch.blobPuts].map(([key, bytes]): [string, Buffer] => [key, Buffer.from(bytes)]),
+      ...[...batch.blobDeletes].map((key): [string, null] => [key, null]),
+    ];
+    const line = encodeJournalEntry({ schemaVersion: this.#doc.schemaVersion, records, blobs });
+    await this.#writer!.append(line);
+    for (const [key, bytes] of blobs) this.#pendingBlobs.set(key, bytes);
+    const threshold = this.#compactAtBytes ?? Math.max(COMPACT_AT_BYTES, this.#documentBytes);
+    if (this.#writer!.size >= threshold) await this.#startCompaction();
+  }
+
+  /**
+   * Retires the active segment (the next flush starts a new one) and folds a snapshot of the state at
+   * this flush into the document in the background. Runs inside a flush, so no append interleaves.
+   */
+  async #startCompaction(): Promise<void> {
+    if (this.#compaction !== undefined || Date.now() < this.#retryCompactionAt) return;
+    if (!(await exists(this.#compactingPath))) {
+      await this.#writer!.retire(this.#compactingPath);
+      this.#writer = await JournalWriter.open(this.#activePath, 0, this.#append);
+    }
+    // Records are immutable and replaced, never mutated: copying the maps is a consistent snapshot.
+    const snapshot: StoreDocument = {
+      schemaVersion: this.#doc.schemaVersion,
+      collections: new Map([...this.#doc.collections].map(([name, byId]) => [name, new Map(byId)])),
+    };
+    const blobs = new Map(this.#pendingBlobs);
+    const started = Date.now();
+    this.#compaction = this.#writeSnapshot(snapshot, blobs)
+      .then(() => removeJournal(this.#compactingPath))
+      .then(() => this.#dropWritten(blobs))
+      .then(
+        () => this.#logger.debug({ ms: Date.now() - started }, 'store journal folded into the document'),
+        (err: unknown) => {
+          this.#retryCompactionAt = Date.now() + COMPACTION_RETRY_MS;
+          this.#logger.error(
+            { err: describe(err) },
+            'folding the store journal into the document failed; commits continue in the journal, retrying later',
+          );
+        },
+      )
+      .finally(() => {
+        this.#compaction = undefined;
+      });
+  }
+
+  /**
+   * Folds everything into the document now and removes the journal (at open after a migration or a
+   * crash mid-compaction, and at close). The caller opens a new segment if it goes on.
+   */
+  async #fold(): Promise<void> {
+    const blobs = new Map(this.#pendingBlobs);
+    await this.#writeSnapshot(this.#doc, blobs);
+    await removeJournal(this.#compactingPath);
+    await (this.#writer?.discard() ?? removeJournal(this.#activePath));
+    this.#writer = undefined;
+    await this.#dropWritten(blobs);
+  }
+
+  /** Blob files first (the document may refer to them), then the document. */
+  async #writeSnapshot(doc: StoreDocument, blobs: ReadonlyMap<string, Buffer | null>): Promise<void> {
+    const puts = [...blobs].filter((e): e is [string, Buffer] => e[1] !== null);
+    const written = await forEachLimited(puts, COMPACTION_IO_PARALLELISM, ([key, bytes]) =>
+      this.#blobs.write(key, bytes),
+    );
+    const failed = written.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+    const encoded = this.#file.encode(doc);
+    await this.#file.writeEncoded(encoded);
+    this.#documentBytes = encoded.length;
+  }
+
+  /** After the document is durable: remove deleted blobs' files, forget what is now in files. */
+  async #dropWritten(blobs: ReadonlyMap<string, Buffer | null>): Promise<void> {
+    const deletes = [...blobs].filter(([, bytes]) => bytes === null).map(([key]) => key);
+    const removed = await forEachLimited(deletes, COMPACTION_IO_PARALLELISM, (key) =>
+      this.#blobs.remove(key),
+    );
+    const failed = removed.filter((r) => r.status === 'rejected').length;
+    if (failed > 0)
+      this.#logger.warn({ blobs: failed }, 'could not remove deleted blobs; they are orphaned on disk');
+    for (const [key, bytes] of blobs) {
+      if (this.#pendingBlobs.get(key) === bytes) this.#pendingBlobs.delete(key);
+    }
+  }
 }
 
 /**
@@ -134,28 +359,11 @@ async function removeTempLeftovers(dataDir: string, logger: Logger): Promise<voi
   if (leftovers.length > 0) logger.warn({ files: leftovers.length }, 'removed temp files left by a crash');
 }
 
-function lowdbPersistence(
-  db: Low<MigratableDocument>,
-  blobs: BlobDirectory,
-  lock: DataDirLock,
-  logger: Logger,
-): Persistence {
-  return {
-    async persist(batch: CommitBatch) {
-      const written = await forEachLimited([...batch.blobPuts], ([key, bytes]) => blobs.write(key, bytes));
-      const failedWrite = written.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failedWrite !== undefined) throw failedWrite.reason;
-      await db.write();
-      // The document no longer refers to these, so failing to remove one only leaves an orphan file.
-      const removed = await forEachLimited([...batch.blobDeletes], (key) => blobs.remove(key));
-      const failed = removed.filter((r) => r.status === 'rejected').length;
-      if (failed > 0)
-        logger.warn({ blobs: failed }, 'could not remove deleted blobs; they are orphaned on disk');
-    },
-    readBlob: (key) => blobs.read(key),
-    listBlobs: (prefix) => blobs.list(prefix),
-    close: () => lock.release(),
-  };
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 /**
@@ -164,6 +372,7 @@ function lowdbPersistence(
  */
 async function forEachLimited<T>(
   items: readonly T[],
+  parallelism: number,
   fn: (item: T) => Promise<void>,
 ): Promise<PromiseSettledResult<void>[]> {
   const results: PromiseSettledResult<void>[] = [];
@@ -179,6 +388,6 @@ async function forEachLimited<T>(
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(BLOB_IO_PARALLELISM, items.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(parallelism, items.length) }, worker));
   return results;
 }

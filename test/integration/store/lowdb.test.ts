@@ -2,7 +2,7 @@ import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { isAppError } from '../../../src/core/errors.js';
@@ -10,6 +10,7 @@ import { writeFileDurable } from '../../../src/core/fs-durable.js';
 import type { Logger } from '../../../src/core/logger.js';
 import { openLowdbStore, type DurableWriter, type Migration } from '../../../src/store/lowdb/index.js';
 import type { StoredRecord } from '../../../src/store/port.js';
+import { appendDurably, type JournalAppend } from '../../../src/store/lowdb/journal.js';
 import { acquireDataDirLock } from '../../../src/store/lock.js';
 import { tempDir } from '../../helpers/tmp.js';
 
@@ -55,7 +56,40 @@ function recordingLogger() {
   return { lines, logger };
 }
 
+/** Counts journal appends (one per flush) and can be told to fail them. */
+function countingAppend() {
+  const state = { appends: 0, fail: false };
+  const append: JournalAppend = async (fh, data) => {
+    state.appends++;
+    if (state.fail) throw Object.assign(new Error('no space'), { code: 'ENOSPC', syscall: 'write' });
+    await appendDurably(fh, data);
+  };
+  return { state, append };
+}
+
+/**
+ * What a crash would leave right now: a copy of the data dir taken while the store is open (so whatever
+ * was acknowledged must be in it), minus the lock, which a dead process would not hold.
+ */
+async function crashCopy(t: TestContext, dir: string): Promise<string> {
+  const copy = join(await tempDir(t), 'crashed');
+  // a background compaction may remove a file mid-copy: copy again (a real crash is instantaneous)
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await cp(dir, copy, { recursive: true });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt > 50) throw err;
+      await rm(copy, { recursive: true, force: true });
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  await rm(join(copy, 'keywright.lock'), { force: true });
+  return copy;
+}
+
 const docPath = (dir: string) => join(dir, 'keywright.json');
+const journalPath = (dir: string) => join(dir, 'keywright.journal');
 const readDoc = async (dir: string) =>
   JSON.parse(await readFile(docPath(dir), 'utf8')) as {
     schemaVersion: number;
@@ -82,19 +116,27 @@ describe('lowdb store: durability and format', () => {
     assert.equal(await exists(join(dir, 'keywright.lock')), false);
   });
 
-  test('an acknowledged write is in the file, as compact JSON, and a fresh store reads it back', async (t) => {
+  test('an acknowledged write is in the journal at once, a crash right after keeps it, and close folds it into compact JSON', async (t) => {
     const dir = await tempDir(t);
     const store = await openLowdbStore({ dataDir: dir });
     await store.tx((tx) => {
       tx.collection<Cert>('certs').insert(cert('web', [1, 2]));
       tx.collection<Cert>('certs').insert(cert('api'));
     });
-    // read the file while the store is still open: acknowledged means on disk now
-    const text = await readFile(docPath(dir), 'utf8');
-    assert.equal(text, JSON.stringify(JSON.parse(text)), 'compact: no indentation, no newlines');
-    assert.deepEqual((await readDoc(dir)).collections.certs, { web: cert('web', [1, 2]), api: cert('api') });
+    // acknowledged means on disk now: one journal line, the document not rewritten
+    assert.equal((await readFile(journalPath(dir), 'utf8')).split('\n').length, 2);
+    assert.equal(await readFile(docPath(dir), 'utf8'), '{"schemaVersion":1,"collections":{}}');
+    const crashed = await crashCopy(t, dir);
+    const recovered = await openLowdbStore({ dataDir: crashed });
+    assert.deepEqual(recovered.collection<Cert>('certs').list(), [cert('web', [1, 2]), cert('api')]);
+    await recovered.close();
+
     await store.tx((tx) => tx.collection<Cert>('certs').delete('api'));
     await store.close();
+    const text = await readFile(docPath(dir), 'utf8');
+    assert.equal(text, JSON.stringify(JSON.parse(text)), 'compact: no indentation, no newlines');
+    assert.deepEqual((await readDoc(dir)).collections.certs, { web: cert('web', [1, 2]) });
+    assert.equal(await exists(journalPath(dir)), false, 'a clean close leaves no journal');
 
     const again = await openLowdbStore({ dataDir: dir });
     assert.deepEqual(again.collection<Cert>('certs').list(), [cert('web', [1, 2])]);
@@ -105,7 +147,7 @@ describe('lowdb store: durability and format', () => {
     await again.close();
   });
 
-  test('blobs go to files under blobs/, are read back after a restart, and are deleted with their empty dirs', async (t) => {
+  test('blobs are served from the journal until compaction writes them under blobs/; deleted with their empty dirs', async (t) => {
     const dir = await tempDir(t);
     const store = await openLowdbStore({ dataDir: dir });
     const chain = Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB...\n-----END CERTIFICATE-----\n');
@@ -114,6 +156,13 @@ describe('lowdb store: durability and format', () => {
       tx.putBlob('cert/web/1/chain', chain);
       tx.putBlob('cert/web/1/key', Buffer.from([0, 1, 2, 255]));
     });
+    assert.deepEqual(await store.getBlob('cert/web/1/chain'), chain);
+    const crashed = await crashCopy(t, dir);
+    const recovered = await openLowdbStore({ dataDir: crashed });
+    assert.deepEqual(await recovered.getBlob('cert/web/1/key'), Buffer.from([0, 1, 2, 255]));
+    await recovered.close();
+    await store.close();
+
     const file = join(dir, 'blobs', 'cert', 'web', '1', 'chain');
     assert.deepEqual(await readFile(file), chain);
     assert.equal((await stat(file)).mode & 0o777, 0o600);
@@ -122,7 +171,6 @@ describe('lowdb store: durability and format', () => {
       false,
       'blobs stay out of the document',
     );
-    await store.close();
 
     const again = await openLowdbStore({ dataDir: dir });
     assert.deepEqual(await again.getBlob('cert/web/1/chain'), chain);
@@ -135,11 +183,12 @@ describe('lowdb store: durability and format', () => {
     assert.equal(
       await again.getBlob('cert/web/1/chain'),
       undefined,
-      'not served from the cache after deletion',
+      'not served from a file or a cache after deletion',
     );
+    assert.deepEqual(await again.listBlobs('cert/'), []);
+    await again.close();
     assert.equal(await exists(file), false);
     assert.deepEqual(await readdir(join(dir, 'blobs')), [], 'emptied directories are pruned');
-    await again.close();
   });
 
   test('listBlobs walks the blob area by prefix, skipping temp files; a put on an existing key replaces it', async (t) => {
@@ -155,28 +204,47 @@ describe('lowdb store: durability and format', () => {
         tx.putBlob(key, Buffer.from(key));
       }
     });
+    await store.close();
+    const reopened = await openLowdbStore({ dataDir: dir });
     await writeFile(join(dir, 'blobs', 'sealed', 'acme', '.main.0123456789ab.tmp'), 'crash leftover');
-    assert.deepEqual(await store.listBlobs('sealed/'), [
+    // files and journal merged: one more put and one delete not yet compacted
+    await reopened.tx((tx) => {
+      tx.putBlob('sealed/cert/web/3/key', Buffer.from('three'));
+      tx.deleteBlob('sealed/cert/web/2/key');
+    });
+    assert.deepEqual(await reopened.listBlobs('sealed/cert/'), [
+      'sealed/cert/web/1/key',
+      'sealed/cert/web/3/key',
+    ]);
+    await reopened.tx((tx) => {
+      tx.putBlob('sealed/cert/web/2/key', Buffer.from('sealed/cert/web/2/key'));
+      tx.deleteBlob('sealed/cert/web/3/key');
+    });
+    const store2 = reopened;
+    assert.deepEqual(await store2.listBlobs('sealed/'), [
       'sealed/acme/main',
       'sealed/cert/web/1/key',
       'sealed/cert/web/2/key',
     ]);
-    assert.deepEqual(await store.listBlobs('sealed/cert/web/1'), ['sealed/cert/web/1/key']);
-    assert.deepEqual(await store.listBlobs('nothing/'), []);
-    assert.equal((await store.listBlobs('')).length, 4);
+    assert.deepEqual(await store2.listBlobs('sealed/cert/web/1'), ['sealed/cert/web/1/key']);
+    assert.deepEqual(await store2.listBlobs('nothing/'), []);
+    assert.equal((await store2.listBlobs('')).length, 4);
 
     // KEK rotation rewraps sealed blobs in place: the new bytes must be what getBlob serves, cache or not
-    assert.deepEqual(await store.getBlob('sealed/acme/main'), Buffer.from('sealed/acme/main'));
-    await store.tx((tx) => tx.putBlob('sealed/acme/main', Buffer.from('rewrapped')));
-    assert.deepEqual(await store.getBlob('sealed/acme/main'), Buffer.from('rewrapped'));
-    await store.close();
+    assert.deepEqual(await store2.getBlob('sealed/acme/main'), Buffer.from('sealed/acme/main'));
+    await store2.tx((tx) => tx.putBlob('sealed/acme/main', Buffer.from('rewrapped')));
+    assert.deepEqual(await store2.getBlob('sealed/acme/main'), Buffer.from('rewrapped'));
+    await store2.close();
+    const third = await openLowdbStore({ dataDir: dir });
+    assert.deepEqual(await third.getBlob('sealed/acme/main'), Buffer.from('rewrapped'));
+    await third.close();
   });
 
   test('50 concurrent transactions cost far fewer than 50 flushes (group commit), and all are durable', async (t) => {
     const dir = await tempDir(t);
-    const { state, write } = countingWriter();
-    const store = await openLowdbStore({ dataDir: dir, durableWrite: write });
-    const before = state.documentWrites;
+    const { state, append } = countingAppend();
+    const store = await openLowdbStore({ dataDir: dir, journalAppend: append });
+    const before = state.appends;
     await Promise.all(
       Array.from({ length: 50 }, (_, i) =>
         store.tx(async (tx) => {
@@ -186,13 +254,16 @@ describe('lowdb store: durability and format', () => {
         }),
       ),
     );
-    const flushes = state.documentWrites - before;
+    const flushes = state.appends - before;
     t.diagnostic(
-      `50 concurrent transactions: ${flushes} document flush(es); stats ${JSON.stringify(store.stats())}`,
+      `50 concurrent transactions: ${flushes} journal append(s); stats ${JSON.stringify(store.stats())}`,
     );
     assert.ok(flushes >= 1 && flushes <= 3, `expected 1–3 flushes, got ${flushes}`);
     assert.equal(store.stats().commits, 50);
-    assert.equal(Object.keys((await readDoc(dir)).collections.certs ?? {}).length, 50);
+    const crashed = await openLowdbStore({ dataDir: await crashCopy(t, dir) });
+    assert.equal(crashed.collection('certs').count(), 50);
+    assert.deepEqual(await crashed.getBlob('cert/c49/1/chain'), Buffer.from('chain 49'));
+    await crashed.close();
 
     // Transactions arriving while a flush is in progress share the next one.
     const first = store.tx((tx) => tx.collection<Cert>('certs').insert(cert('first')));
@@ -200,25 +271,22 @@ describe('lowdb store: durability and format', () => {
     const burst = Array.from({ length: 20 }, (_, i) =>
       store.tx((tx) => tx.collection<Cert>('certs').insert(cert(`burst${i}`))),
     );
-    const mark = state.documentWrites;
+    const mark = state.appends;
     await Promise.all([first, ...burst]);
-    assert.ok(
-      state.documentWrites - mark <= 2,
-      `21 transactions took ${state.documentWrites - mark} flushes`,
-    );
+    assert.ok(state.appends - mark <= 2, `21 transactions took ${state.appends - mark} flushes`);
     await store.close();
   });
 });
 
 describe('lowdb store: failures', () => {
-  test('a failed document flush rejects the tx with STORE_IO; memory and file stay at the durable state', async (t) => {
+  test('a failed journal append rejects the tx with STORE_IO; memory and disk stay at the durable state', async (t) => {
     const dir = await tempDir(t);
-    const { state, write } = countingWriter();
-    const store = await openLowdbStore({ dataDir: dir, durableWrite: write });
+    const { state, append } = countingAppend();
+    const store = await openLowdbStore({ dataDir: dir, journalAppend: append });
     await store.tx((tx) => tx.collection<Cert>('certs').insert(cert('web')));
-    const durableBytes = await readFile(docPath(dir));
+    const durableJournal = await readFile(journalPath(dir));
 
-    state.failDocument = true;
+    state.fail = true;
     await assert.rejects(
       store.tx((tx) => {
         tx.collection<Cert>('certs').update('web', (c) => ({ ...c, versions: [1, 2] }));
@@ -226,15 +294,14 @@ describe('lowdb store: failures', () => {
       }),
       errorWithCode('STORE_IO', /ENOSPC/),
     );
-    assert.deepEqual(await readFile(docPath(dir)), durableBytes);
+    assert.deepEqual(await readFile(journalPath(dir)), durableJournal);
     assert.deepEqual(store.collection<Cert>('certs').list(), [cert('web')]);
-    assert.deepEqual(
-      (await readdir(dir)).filter((n) => n.endsWith('.tmp')),
-      [],
-    );
 
-    state.failDocument = false;
+    state.fail = false;
     await store.tx((tx) => tx.collection<Cert>('certs').insert(cert('api')));
+    const crashed = await openLowdbStore({ dataDir: await crashCopy(t, dir) });
+    assert.deepEqual(crashed.collection<Cert>('certs').list(), [cert('web'), cert('api')]);
+    await crashed.close();
     await store.close();
     const again = await openLowdbStore({ dataDir: dir });
     assert.deepEqual(
@@ -247,24 +314,31 @@ describe('lowdb store: failures', () => {
     await again.close();
   });
 
-  test('a blob that cannot be written fails the flush before the document is touched', async (t) => {
+  test('a compaction that cannot write a blob file loses nothing: commits go on in the journal and a later one succeeds', async (t) => {
     const dir = await tempDir(t);
-    const store = await openLowdbStore({ dataDir: dir });
-    await store.tx((tx) => tx.collection<Cert>('certs').insert(cert('web')));
-    const durableBytes = await readFile(docPath(dir));
+    const { lines, logger } = recordingLogger();
+    // compact after every flush
+    const store = await openLowdbStore({ dataDir: dir, compactAtBytes: 1, logger });
     // A plain file where the blob's directory must go: ENOTDIR even for root, no injection needed.
     await mkdir(join(dir, 'blobs'), { recursive: true });
     await writeFile(join(dir, 'blobs', 'cert'), 'in the way');
-    await assert.rejects(
-      store.tx((tx) => {
-        tx.collection<Cert>('certs').update('web', (c) => ({ ...c, versions: [1, 2] }));
-        tx.putBlob('cert/web/2/chain', Buffer.from('chain'));
-      }),
-      errorWithCode('STORE_IO'),
+    await store.tx((tx) => {
+      tx.collection<Cert>('certs').insert(cert('web'));
+      tx.putBlob('cert/web/1/chain', Buffer.from('chain'));
+    });
+    await store.tx((tx) => tx.collection<Cert>('certs').insert(cert('api')));
+    await waitFor(() =>
+      lines.some((l) => l.level === 'error' && /folding the store journal/.test(l.msg ?? '')),
     );
-    assert.deepEqual(await readFile(docPath(dir)), durableBytes);
-    assert.deepEqual(store.collection<Cert>('certs').get('web').versions, [1]);
-    await store.close();
+    assert.deepEqual(await store.getBlob('cert/web/1/chain'), Buffer.from('chain'));
+    const crashed = await openLowdbStore({ dataDir: await crashCopy(t, dir) }).catch((e: unknown) => e);
+    assert.ok(isAppError(crashed), 'the copy still has the obstacle: its fold at open fails');
+    await rm(join(dir, 'blobs', 'cert'));
+    await store.close(); // the fold at close succeeds now
+    const again = await openLowdbStore({ dataDir: dir });
+    assert.deepEqual(await again.getBlob('cert/web/1/chain'), Buffer.from('chain'));
+    assert.equal(again.collection('certs').count(), 2);
+    await again.close();
   });
 
   for (const [what, bytes, reason] of [
@@ -320,6 +394,7 @@ describe('lowdb store: failures', () => {
     assert.deepEqual(await again.getBlob('cert/web/1/chain'), Buffer.from('chain'));
     assert.deepEqual((await readdir(dir)).sort(), [
       'blobs',
+      'keywright.journal',
       'keywright.json',
       'keywright.lock',
       'keywright.lock.0123456789ab.tmp', // left alone: a racing process may be about to link it
@@ -464,6 +539,120 @@ describe('lowdb store: migrations', () => {
     assert.equal(await readFile(docPath(dir), 'utf8'), text);
   });
 });
+
+describe('lowdb store: journal', () => {
+  test('a torn last journal line (never acknowledged) is cut off at open with a warning; earlier commits stay', async (t) => {
+    const dir = await tempDir(t);
+    const store = await openLowdbStore({ dataDir: dir });
+    await store.tx((tx) => tx.collection<Cert>('certs').insert(cert('web')));
+    await store.tx((tx) => tx.collection<Cert>('certs').insert(cert('api')));
+    const crashed = await crashCopy(t, dir);
+    await store.close();
+    const whole = await readFile(journalPath(crashed));
+    await writeFile(journalPath(crashed), whole.subarray(0, whole.length - 7));
+    const { lines, logger } = recordingLogger();
+    const again = await openLowdbStore({ dataDir: crashed, logger });
+    assert.deepEqual(again.collection<Cert>('certs').list(), [cert('web')]);
+    assert.ok(lines.some((l) => l.level === 'warn' && /torn/.test(l.msg ?? '')));
+    assert.equal((await readFile(journalPath(crashed), 'utf8')).split('\n').length, 2, 'cut to whole lines');
+    await again.tx((tx) => tx.collection<Cert>('certs').insert(cert('new')));
+    await again.close();
+    const third = await openLowdbStore({ dataDir: crashed });
+    assert.deepEqual(
+      third
+        .collection<Cert>('certs')
+        .list()
+        .map((c) => c.id),
+      ['web', 'new'],
+    );
+    await third.close();
+  });
+
+  test('a damaged journal line with commits after it is STORE_CORRUPT, and nothing is touched', async (t) => {
+    const dir = await tempDir(t);
+    const store = await openLowdbStore({ dataDir: dir });
+    await store.tx((tx) => tx.collection<Cert>('certs').insert(cert('web')));
+    await store.tx((tx) => tx.collection<Cert>('certs').insert(cert('api')));
+    const crashed = await crashCopy(t, dir);
+    await store.close();
+    const text = await readFile(journalPath(crashed), 'utf8');
+    const edited = text.replace('"web"', '"wEb"');
+    await writeFile(journalPath(crashed), edited);
+    await assert.rejects(
+      openLowdbStore({ dataDir: crashed }),
+      errorWithCode('STORE_CORRUPT', /journal.*line 1/),
+    );
+    assert.equal(await readFile(journalPath(crashed), 'utf8'), edited);
+    assert.equal(await exists(join(crashed, 'keywright.lock')), false);
+  });
+
+  test('a journal without its document is STORE_CORRUPT rather than a silent fresh start', async (t) => {
+    const dir = await tempDir(t);
+    const store = await openLowdbStore({ dataDir: dir });
+    await store.tx((tx) => tx.collection<Cert>('certs').insert(cert('web')));
+    const crashed = await crashCopy(t, dir);
+    await store.close();
+    await rm(docPath(crashed));
+    await assert.rejects(openLowdbStore({ dataDir: crashed }), errorWithCode('STORE_CORRUPT', /missing/));
+  });
+
+  test('compaction folds the journal into the document in the background while commits go on', async (t) => {
+    const dir = await tempDir(t);
+    const store = await openLowdbStore({ dataDir: dir, compactAtBytes: 4096 });
+    for (let i = 0; i < 60; i++) {
+      await store.tx((tx) => {
+        tx.collection<Cert>('certs').insert(cert(`c${i}`));
+        tx.putBlob(`cert/c${i}/1/chain`, Buffer.alloc(200, i));
+        if (i >= 10) tx.deleteBlob(`cert/c${i - 10}/1/chain`);
+      });
+    }
+    // each compaction starts when the journal passes 4 KiB and no other is running
+    await waitFor(async () => Object.keys((await readDoc(dir)).collections.certs ?? {}).length >= 10);
+    const journalLines = (await readFile(journalPath(dir), 'utf8')).split('\n').length - 1;
+    assert.ok(journalLines < 60, `the journal was cut down (${journalLines} lines left)`);
+    assert.equal(await exists(join(dir, 'blobs', 'cert', 'c0', '1', 'chain')), false);
+    for (let i = 50; i < 60; i++)
+      assert.deepEqual(await store.getBlob(`cert/c${i}/1/chain`), Buffer.alloc(200, i));
+    assert.equal(await store.getBlob('cert/c3/1/chain'), undefined);
+    await store.close();
+    const again = await openLowdbStore({ dataDir: dir });
+    assert.equal(again.collection('certs').count(), 60);
+    assert.deepEqual((await again.listBlobs('cert/')).length, 10);
+    await again.close();
+  });
+
+  test('a crash mid-compaction (a retired segment left) is folded at the next open; replay is idempotent', async (t) => {
+    const dir = await tempDir(t);
+    const store = await openLowdbStore({ dataDir: dir });
+    await store.tx((tx) => {
+      tx.collection<Cert>('certs').insert(cert('web'));
+      tx.putBlob('cert/web/1/chain', Buffer.from('one'));
+    });
+    await store.tx((tx) => tx.collection<Cert>('certs').update('web', (c) => ({ ...c, versions: [1, 2] })));
+    const crashed = await crashCopy(t, dir);
+    await store.close();
+    // the segment was retired, and the document already holds part of it (a crash after the snapshot)
+    await rename(journalPath(crashed), join(crashed, 'keywright.journal.compacting'));
+    await writeFile(
+      docPath(crashed),
+      JSON.stringify({ schemaVersion: 1, collections: { certs: { web: cert('web', [1, 2]) } } }),
+    );
+    const again = await openLowdbStore({ dataDir: crashed });
+    assert.deepEqual(again.collection<Cert>('certs').list(), [cert('web', [1, 2])]);
+    assert.deepEqual(await again.getBlob('cert/web/1/chain'), Buffer.from('one'));
+    assert.equal(await exists(join(crashed, 'keywright.journal.compacting')), false);
+    assert.deepEqual(await readFile(join(crashed, 'blobs', 'cert', 'web', '1', 'chain')), Buffer.from('one'));
+    await again.close();
+  });
+});
+
+async function waitFor(check: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 
 describe('lowdb store: close', () => {
   test('close waits for in-flight transactions and flushes them; later calls are STORE_CLOSED', async (t) => {
