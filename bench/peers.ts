@@ -20,6 +20,7 @@
 import { execFileSync, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -99,6 +100,8 @@ async function child(): Promise<void> {
 
 interface Load {
   readonly perSecond: number;
+  /** Answers per CPU-second the server spent (all its threads and child processes): per-core cost. */
+  readonly perCpuSecond: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly errors: number;
@@ -111,6 +114,31 @@ interface Target {
   readonly expect: number;
   /** A fresh body per request (fresh names for newcert). */
   readonly body?: () => string;
+  /** The server process, whose CPU time is read from /proc. */
+  readonly pid?: number;
+}
+
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** CPU seconds (user + system, all threads) of `pid` and its child processes (nginx's worker), from /proc. */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  const read = (p: string): number => {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime (fields 14, 15)
+    } catch {
+      return 0;
+    }
+  };
+  let children: string[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+  } catch {
+    // no children file: count the process alone
+  }
+  return read(String(pid)) + children.reduce((sum, c) => sum + read(c), 0);
 }
 
 /** `clients` keep-alive connections, each sending as fast as answers come, for `ms`. */
@@ -119,6 +147,7 @@ async function load(t: Target, clients: number, ms: number): Promise<Load> {
   let errors = 0;
   let firstError = '';
   const started = performance.now();
+  const cpuBefore = cpuSeconds(t.pid);
   const deadline = started + ms;
   const worker = async () => {
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
@@ -156,11 +185,18 @@ async function load(t: Target, clients: number, ms: number): Promise<Load> {
   };
   await Promise.all(Array.from({ length: clients }, worker));
   const elapsed = (performance.now() - started) / 1000;
+  const cpu = cpuSeconds(t.pid) - cpuBefore;
   if (errors > 0) console.error(`  ${errors} errors from ${t.url}; first: ${firstError}`);
   latencies.sort((a, b) => a - b);
   const pct = (p: number) =>
     latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? NaN;
-  return { perSecond: latencies.length / elapsed, p50Ms: pct(0.5), p99Ms: pct(0.99), errors };
+  return {
+    perSecond: latencies.length / elapsed,
+    perCpuSecond: latencies.length / cpu,
+    p50Ms: pct(0.5),
+    p99Ms: pct(0.99),
+    errors,
+  };
 }
 
 interface Spread {
@@ -175,6 +211,7 @@ const spread = (v: readonly number[]): Spread => {
 
 interface Side {
   readonly perSecond: Spread;
+  readonly perCpuSecond: Spread;
   readonly p50Ms: Spread;
   readonly p99Ms: Spread;
   readonly errors: number;
@@ -200,6 +237,7 @@ async function compare(plan: Plan, clients: number, kw: Target, peer: Target | n
   }
   const side = (l: Load[]): Side => ({
     perSecond: spread(l.map((x) => x.perSecond)),
+    perCpuSecond: spread(l.map((x) => x.perCpuSecond)),
     p50Ms: spread(l.map((x) => x.p50Ms)),
     p99Ms: spread(l.map((x) => x.p99Ms)),
     errors: l.reduce((n, x) => n + x.errors, 0),
@@ -428,6 +466,7 @@ export async function peersBench(options: BenchOptions): Promise<BenchResult> {
       url: `${kw.url}/v1/cas/default/sign`,
       method: 'POST',
       headers: admin,
+      pid: daemon.proc.pid!,
       expect: 201,
       body: () => JSON.stringify({ csr, profile: 'server' }),
     };
@@ -436,6 +475,7 @@ export async function peersBench(options: BenchOptions): Promise<BenchResult> {
           url: `${cfssl.url}/api/v1/cfssl/sign`,
           method: 'POST',
           headers: {},
+          pid: cfssl.proc.pid!,
           expect: 200,
           body: () => JSON.stringify({ certificate_request: csr, hosts: SANS, profile: 'server' }),
         }
@@ -445,6 +485,7 @@ export async function peersBench(options: BenchOptions): Promise<BenchResult> {
       url: `${kw.url}/v1/certificates`,
       method: 'POST',
       headers: admin,
+      pid: daemon.proc.pid!,
       expect: 201,
       body: () => JSON.stringify({ name: `n${(n++).toString(36)}`, sans: SANS }),
     };
@@ -453,6 +494,7 @@ export async function peersBench(options: BenchOptions): Promise<BenchResult> {
           url: `${cfssl.url}/api/v1/cfssl/newcert`,
           method: 'POST',
           headers: {},
+          pid: cfssl.proc.pid!,
           expect: 200,
           body: () =>
             JSON.stringify({
@@ -498,11 +540,12 @@ export async function peersBench(options: BenchOptions): Promise<BenchResult> {
       method: 'GET',
       headers: { authorization: `Bearer ${kw.service}` },
       expect: 200,
+      pid: daemonProc.pid!,
     };
     const staticFile: Target | null =
       typeof nginx === 'string'
         ? null
-        : { url: `${nginx.url}/bundle.pem`, method: 'GET', headers: {}, expect: 200 };
+        : { url: `${nginx.url}/bundle.pem`, method: 'GET', headers: {}, expect: 200, pid: nginx.proc.pid! };
     if (wanted('bundle'))
       rows.push({
         figure: `bundle pull (${Buffer.byteLength(kw.bundlePem)} B PEM with key)`,
@@ -533,14 +576,15 @@ export async function peersBench(options: BenchOptions): Promise<BenchResult> {
 
 const int = (x: number) => Math.round(x).toLocaleString('en');
 const ms = (x: number) => (x < 10 ? x.toFixed(2) : x.toFixed(1));
-function fmtSide(s: Side | null, runs: number): [string, string, string] {
-  if (!s) return ['skipped', '–', '–'];
+function fmtSide(s: Side | null, runs: number): [string, string, string, string] {
+  if (!s) return ['skipped', '–', '–', '–'];
   const rate =
     runs === 1
       ? `${int(s.perSecond.median)}/s`
       : `${int(s.perSecond.median)}/s (${int(s.perSecond.min)}–${int(s.perSecond.max)})`;
   return [
     rate + (s.errors > 0 ? ` [${s.errors} err]` : ''),
+    Number.isFinite(s.perCpuSecond.median) ? int(s.perCpuSecond.median) : '–',
     `${ms(s.p50Ms.median)} ms`,
     `${ms(s.p99Ms.median)} ms`,
   ];
@@ -551,13 +595,16 @@ function render(rows: readonly Row[], plan: Plan, installed: string[], skipped: 
     'figure',
     'clients',
     'keywright',
+    'per CPU-s',
     'p50',
     'p99',
     'peer',
     'peer req/s',
+    'per CPU-s',
     'p50',
     'p99',
     'kw/peer',
+    'kw/peer per CPU-s',
   ];
   const body = rows.map((r) => [
     r.figure,
@@ -566,6 +613,7 @@ function render(rows: readonly Row[], plan: Plan, installed: string[], skipped: 
     r.peerName,
     ...fmtSide(r.peer, plan.samples),
     r.peer ? (r.keywright.perSecond.median / r.peer.perSecond.median).toFixed(2) : '–',
+    r.peer ? (r.keywright.perCpuSecond.median / r.peer.perCpuSecond.median).toFixed(2) : '–',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
   const line = (cells: readonly string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
@@ -575,6 +623,7 @@ function render(rows: readonly Row[], plan: Plan, installed: string[], skipped: 
     ...body.map(line),
     '',
     `median (min–max) of ${plan.samples} × ${plan.sampleMs / 1000} s samples after a ${plan.warmupMs / 1000}-s warm-up, keywright and peer alternating; plain HTTP/1.1 keep-alive on 127.0.0.1, p50/p99 are medians over the samples.`,
+    'per CPU-s = answers per CPU-second the server process used (user + system, all threads and child processes, from /proc): the per-core cost, which noise from other processes on the machine does not change.',
     PINNABLE
       ? 'each server pinned to CPU 0 (taskset; keywright is the daemon in a child of the bench process, all its threads pinned), the load generator (this Node process, one event loop) to CPU 1.'
       : 'NOT pinned (one core or no taskset): servers and load generator share the CPUs.',
