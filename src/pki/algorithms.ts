@@ -11,6 +11,7 @@ import type { CertKeyType } from './key-spec.js';
 import { nul, oid, sequence, TAG } from './der.js';
 import type { DerElement } from './der-reader.js';
 import { parseDer, readBitString, readIntegerBytes, readOid } from './der-reader.js';
+import { spkiFromJwk } from './key-der.js';
 import { OID } from './oids.js';
 
 export type KeyFamily = 'ec' | 'rsa' | 'ed25519' | 'x25519' | 'other';
@@ -205,7 +206,10 @@ function publicOf(key: KeyObject): KeyObject {
 export function spkiOf(key: KeyObject): SpkiInfo {
   const cached = spkiCache.get(key);
   if (cached) return cached;
-  const der = publicOf(key).export({ type: 'spki', format: 'der' });
+  const pub = publicOf(key);
+  const der =
+    (pub.asymmetricKeyType === 'rsa' ? undefined : spkiFromJwk(pub.export({ format: 'jwk' }))) ??
+    pub.export({ type: 'spki', format: 'der' });
   const keyBits = subjectPublicKeyBits(der);
   const info = { der, keyBits, keyId: createHash('sha1').update(keyBits).digest() };
   spkiCache.set(key, info);
