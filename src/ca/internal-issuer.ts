@@ -19,7 +19,7 @@ import type {
 } from '../issuer/port.js';
 import { parseCertificate, type ParsedCertificate } from '../pki/certificate.js';
 import { formatGeneralName, type GeneralName } from '../pki/general-name.js';
-import { buildLeafFromCsr } from './issue.js';
+import { buildLeafCertificate, buildLeafFromCsr } from './issue.js';
 import { BUILTIN_PROFILES, type Profile } from './profiles.js';
 import { chainPems, getCa, loadCaKey } from './authority.js';
 import type { IssuedCertificate, IssueUrls } from './sign.js';
@@ -116,15 +116,21 @@ export class InternalCaIssuer implements Issuer, Revoker {
     const signer = await this.signer();
     const urls = this.urls();
     const profile = this.profile(request.profile);
-    const issued = buildLeafFromCsr({
+    const common = {
       issuer: signer,
-      csr: request.csrDer,
-      ...(request.sans.length > 0 ? { sans: request.sans } : {}),
       profile,
       ...(request.lifetimeMs !== undefined ? { lifetimeMs: request.lifetimeMs } : {}),
       clock: ctx.clock,
       ...(urls ? { urls } : {}),
-    });
+    };
+    const issued =
+      request.ownKey && request.sans.length > 0
+        ? buildLeafCertificate({ ...common, subjectPublicKey: request.ownKey, sans: request.sans })
+        : buildLeafFromCsr({
+            ...common,
+            csr: request.csrDer,
+            ...(request.sans.length > 0 ? { sans: request.sans } : {}),
+          });
     await beforeCommit?.({ ...issued, profile: profile.name });
     const entry: LedgerRecord = {
       id: ledgerId(this.#o.name, issued.serialHex),

@@ -123,10 +123,12 @@ export function prepareLeaf(req: LeafRequest): PreparedLeaf {
   return { tbs, issuer, policy };
 }
 
-/** Builds, lints and signs an end-entity certificate. */
-export function buildLeafCertificate(req: LeafRequest): IssuedCertificate {
-  const { tbs, issuer } = prepareLeaf(req);
-  return lintAndSign(tbs, 'leaf', lintIssuerOf(issuer), issuer.key);
+/** Builds, lints and signs an end-entity certificate; `names` are those the profile certified. */
+export function buildLeafCertificate(
+  req: LeafRequest,
+): IssuedCertificate & { readonly names: readonly GeneralName[] } {
+  const { tbs, issuer, policy } = prepareLeaf(req);
+  return { ...lintAndSign(tbs, 'leaf', lintIssuerOf(issuer), issuer.key), names: policy.names };
 }
 
 /**
@@ -161,10 +163,9 @@ export function buildLeafFromCsr(
   req: CsrLeafRequest,
 ): IssuedCertificate & { readonly names: readonly GeneralName[] } {
   const csr = typeof req.csr === 'string' || req.csr instanceof Uint8Array ? parseCsr(req.csr) : req.csr;
-  const { tbs, issuer, policy } = prepareLeaf({
+  return buildLeafCertificate({
     ...req,
     subjectPublicKey: csr.publicKey,
     sans: req.sans ?? namesFromCsr(csr),
   });
-  return { ...lintAndSign(tbs, 'leaf', lintIssuerOf(issuer), issuer.key), names: policy.names };
 }

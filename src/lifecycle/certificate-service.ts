@@ -1,4 +1,4 @@
-import { createHash, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
 import { CaError, IssuerError, ValidationError, toAppError } from '../core/errors.js';
@@ -205,6 +205,7 @@ export class CertificateService {
         : store.collection<VersionRecord>(VERSIONS_COLLECTION).find(versionId(name, cert.currentVersion));
     try {
       let privateKey: KeyObject | undefined;
+      let ownKey: KeyObject | undefined;
       let csrDer = options.csrDer;
       if (csrDer === undefined) {
         privateKey =
@@ -212,6 +213,7 @@ export class CertificateService {
             ? await this.#unsealKey(previous)
             : (await generateKeyPair(cert.keyType)).privateKey;
         csrDer = buildCsr({ privateKey, sans: cert.sans.map(parseSanText) });
+        ownKey = createPublicKey(privateKey);
       } else {
         parseCsr(csrDer); // signature and shape checked before any issuer sees it
       }
@@ -223,6 +225,7 @@ export class CertificateService {
         {
           certificateName: name,
           csrDer,
+          ...(ownKey ? { ownKey } : {}),
           sans: cert.sans,
           lifetimeMs: cert.lifetimeMs,
           ...(cert.profile ? { profile: cert.profile } : {}),
