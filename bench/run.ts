@@ -24,6 +24,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   ca: async () => (await import('./ca.js')).caBench,
   peers: async () => (await import('./peers.js')).peersBench,
   acme: async () => (await import('./acme.js')).acmeBench,
+  startup: async () => (await import('./startup.js')).startupBench,
 };
 
 async function main(argv: string[]): Promise<void> {
