@@ -40,6 +40,14 @@ export interface InternalCaIssuerOptions {
   readonly onRevoked?: (ca: string, serialHex: string) => void | Promise<void>;
 }
 
+/** A leaf for a key keywright made: the names are given, nothing is read from a CSR. */
+export interface KeyIssueRequest {
+  readonly publicKey: KeyObject;
+  readonly sans: readonly string[];
+  readonly profile?: string;
+  readonly lifetimeMs?: number;
+}
+
 /** A signed leaf before it is recorded: what `beforeCommit` sees (to audit it with its serial). */
 export interface SignedLeaf extends IssuedCertificate {
   readonly names: readonly GeneralName[];
@@ -113,24 +121,59 @@ export class InternalCaIssuer implements Issuer, Revoker {
     ctx: OpContext,
     beforeCommit?: (leaf: SignedLeaf) => Promise<void>,
   ): Promise<IssueResult> {
+    if (request.ownKey && request.sans.length > 0) {
+      return this.issueForKey(
+        {
+          publicKey: request.ownKey,
+          sans: request.sans,
+          ...(request.profile !== undefined ? { profile: request.profile } : {}),
+          ...(request.lifetimeMs !== undefined ? { lifetimeMs: request.lifetimeMs } : {}),
+        },
+        ctx,
+        beforeCommit,
+      );
+    }
+    return this.#issueAndRecord(request.profile, ctx, beforeCommit, (common) =>
+      buildLeafFromCsr({
+        ...common,
+        csr: request.csrDer,
+        ...(request.sans.length > 0 ? { sans: request.sans } : {}),
+        ...(request.lifetimeMs !== undefined ? { lifetimeMs: request.lifetimeMs } : {}),
+      }),
+    );
+  }
+
+  /** Certifies a public key keywright made (no CSR, so no proof of possession to check); as signCsr otherwise. */
+  async issueForKey(
+    request: KeyIssueRequest,
+    ctx: OpContext,
+    beforeCommit?: (leaf: SignedLeaf) => Promise<void>,
+  ): Promise<IssueResult> {
+    return this.#issueAndRecord(request.profile, ctx, beforeCommit, (common) =>
+      buildLeafCertificate({
+        ...common,
+        subjectPublicKey: request.publicKey,
+        sans: request.sans,
+        ...(request.lifetimeMs !== undefined ? { lifetimeMs: request.lifetimeMs } : {}),
+      }),
+    );
+  }
+
+  async #issueAndRecord(
+    profileName: string | undefined,
+    ctx: OpContext,
+    beforeCommit: ((leaf: SignedLeaf) => Promise<void>) | undefined,
+    build: (common: {
+      issuer: { certificate: ParsedCertificate; key: KeyObject };
+      profile: Profile;
+      clock: Clock;
+      urls?: IssueUrls;
+    }) => IssuedCertificate & { readonly names: readonly GeneralName[] },
+  ): Promise<IssueResult> {
     const signer = await this.signer();
     const urls = this.urls();
-    const profile = this.profile(request.profile);
-    const common = {
-      issuer: signer,
-      profile,
-      ...(request.lifetimeMs !== undefined ? { lifetimeMs: request.lifetimeMs } : {}),
-      clock: ctx.clock,
-      ...(urls ? { urls } : {}),
-    };
-    const issued =
-      request.ownKey && request.sans.length > 0
-        ? buildLeafCertificate({ ...common, subjectPublicKey: request.ownKey, sans: request.sans })
-        : buildLeafFromCsr({
-            ...common,
-            csr: request.csrDer,
-            ...(request.sans.length > 0 ? { sans: request.sans } : {}),
-          });
+    const profile = this.profile(profileName);
+    const issued = build({ issuer: signer, profile, clock: ctx.clock, ...(urls ? { urls } : {}) });
     await beforeCommit?.({ ...issued, profile: profile.name });
     const entry: LedgerRecord = {
       id: ledgerId(this.#o.name, issued.serialHex),

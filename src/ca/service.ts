@@ -12,13 +12,13 @@ import { CaError, KeyError, ValidationError, isAppError } from '../core/errors.j
 import { NAME_PATTERN } from '../core/ids.js';
 import type { CaProfileConfig } from '../config/schema.js';
 import type { Sealer } from '../keys/port.js';
-import { generateKeyPair, importPrivateKey, keyTypeOf } from '../keys/generate.js';
+import { exportPkcs8Der, generateKeyPair, importPrivateKey, keyTypeOf } from '../keys/generate.js';
 import type { Store } from '../store/port.js';
 import type { AuditRecorder } from '../audit/audit-log.js';
 import type { IssueResult, OpContext } from '../issuer/port.js';
 import type { IssuerRegistry } from '../issuer/registry.js';
 import { parseCertificate, type ParsedCertificate } from '../pki/certificate.js';
-import { derOrPem, decodePemBlocks } from '../pki/pem.js';
+import { derOrPem, decodePemBlocks, encodePem } from '../pki/pem.js';
 import { encodeGeneralName, formatGeneralName, parseSanText, type GeneralName } from '../pki/general-name.js';
 import { findExtension } from '../pki/extensions.js';
 import { formatName } from '../pki/name.js';
@@ -111,6 +111,21 @@ export interface CaView {
 export interface SignedCsr extends IssueResult {
   readonly names: readonly string[];
   readonly profile: string;
+}
+
+export interface IssueWithKeyInput {
+  /** DNS names, IP addresses, `email:`/`uri:` names (parseSanText). */
+  readonly sans: readonly string[];
+  /** Default ec-p256. */
+  readonly keyType?: CertKeyType;
+  readonly profile?: string;
+  readonly lifetimeMs?: number;
+}
+
+export interface IssuedWithKey extends SignedCsr {
+  readonly keyType: CertKeyType;
+  /** PKCS#8 PEM; keywright keeps no copy. */
+  readonly privateKeyPem: string;
 }
 
 function invalidArgument(field: string, message: string): ValidationError {
@@ -484,6 +499,66 @@ export class CaService {
       },
     );
     return { ...result, names: signed!.names.map(formatGeneralName), profile: signed!.profile };
+  }
+
+  /**
+   * A fresh key pair and a certificate for it, both handed back once (Vault's pki/issue, CFSSL's
+   * newcert): the serial goes to the ledger (CRL, OCSP) and the audit log, the private key nowhere.
+   * Use a managed certificate instead when keywright should keep, renew and deploy it.
+   */
+  async issueWithKey(name: string, input: IssueWithKeyInput, ctx: OpContext): Promise<IssuedWithKey> {
+    const issuer = this.issuer(name);
+    if (input.sans.length === 0) throw invalidArgument('sans', 'give at least one name');
+    const keyType = input.keyType ?? 'ec-p256';
+    if (!CERT_KEY_TYPES.includes(keyType))
+      throw invalidArgument('key', `one of ${CERT_KEY_TYPES.join(', ')}`);
+    for (const san of input.sans) {
+      try {
+        parseSanText(san);
+      } catch (err) {
+        throw invalidArgument('sans', `${JSON.stringify(san.slice(0, 100))}: ${(err as Error).message}`);
+      }
+    }
+    const { privateKey, publicKey } = await generateKeyPair(keyType);
+    let signed: SignedLeaf | undefined;
+    const result = await issuer.issueForKey(
+      {
+        publicKey,
+        sans: input.sans,
+        ...(input.profile !== undefined ? { profile: input.profile } : {}),
+        ...(input.lifetimeMs !== undefined ? { lifetimeMs: input.lifetimeMs } : {}),
+      },
+      ctx,
+      async (leaf) => {
+        signed = leaf;
+        await this.#o.audit.append({
+          actor: ctx.actor,
+          action: 'ca.issue',
+          subject: `ca:${name}`,
+          outcome: 'success',
+          ...(ctx.requestId ? { requestId: ctx.requestId } : {}),
+          details: {
+            serial: leaf.serialHex,
+            profile: leaf.profile,
+            keyType,
+            names: leaf.names.map(formatGeneralName).join(',').slice(0, 1000),
+            notAfter: leaf.notAfter.toISOString(),
+          },
+        });
+      },
+    );
+    const der = exportPkcs8Der(privateKey);
+    try {
+      return {
+        ...result,
+        names: signed!.names.map(formatGeneralName),
+        profile: signed!.profile,
+        keyType,
+        privateKeyPem: encodePem('PRIVATE KEY', der),
+      };
+    } finally {
+      der.fill(0);
+    }
   }
 
   /** A ledger entry of the CA by serial; CERT_NOT_FOUND when it never issued it. */

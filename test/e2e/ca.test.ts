@@ -216,6 +216,36 @@ describe('keywright ca, as a user runs it', () => {
     assert.equal(noProfile.code, 5);
     assert.match(noProfile.stderr, /PROFILE_NOT_FOUND/);
 
+    // a key made by the daemon with its certificate, written once; the pair matches and verifies
+    const issued = await ok([
+      'ca',
+      'issue',
+      'default',
+      '--san',
+      'once.internal',
+      '10.9.8.7',
+      '--key',
+      'ed25519',
+      '--ttl',
+      '2d',
+      '--out',
+      f('once'),
+    ]);
+    assert.match(issued.stdout, /issued serial [0-9a-f]+ \(DNS:once\.internal, IP:10\.9\.8\.7, ed25519\)/);
+    assert.doesNotMatch(issued.stdout + issued.stderr, /PRIVATE KEY/, 'the key is not printed');
+    assert.equal((await stat(f('once/privkey.pem'))).mode & 0o777, 0o600);
+    const onceOk = runPeer('openssl', [
+      'verify',
+      '-CAfile',
+      root,
+      '-untrusted',
+      f('once/chain.pem'),
+      f('once/cert.pem'),
+    ]);
+    assert.equal(onceOk.status, 0, onceOk.stdout + onceOk.stderr);
+    const certPub = runPeer('openssl', ['x509', '-in', f('once/cert.pem'), '-noout', '-pubkey']).stdout;
+    assert.equal(runPeer('openssl', ['pkey', '-in', f('once/privkey.pem'), '-pubout']).stdout, certPub);
+
     // import an openssl CA; a mismatched key is refused
     const mk = (args: string[]) => assert.equal(runPeer('openssl', args).status, 0, args.join(' '));
     mk(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-384', '-out', f('ext.key')]);

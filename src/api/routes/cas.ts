@@ -1,6 +1,6 @@
 /**
- * CA management: list, show and chain (`ca.read`); create and import (`ca.manage`); sign a CSR
- * (`cert.issue`); revoke a serial (`cert.revoke`); export the key encrypted to a passphrase (`key.export`,
+ * CA management: list, show and chain (`ca.read`); create and import (`ca.manage`); issue a key with
+ * its certificate, or sign a CSR (`cert.issue`); revoke a serial (`cert.revoke`); export the key encrypted to a passphrase (`key.export`,
  * admin tokens only) and take it offline (`ca.manage`). Each acts on a named CA, so scopes (`ca:<name>`)
  * apply. The CA service audits every key and signing operation before it commits.
  */
@@ -52,6 +52,12 @@ const signBody = z.strictObject({
     .string()
     .min(1)
     .max(64 * 1024),
+  profile: z.string().min(1).max(64).optional(),
+  ttl: durationText.optional(),
+});
+const issueBody = z.strictObject({
+  sans: z.array(z.string().min(1).max(253)).min(1).max(100),
+  key: z.enum(CERT_KEY_TYPES).optional(),
   profile: z.string().min(1).max(64).optional(),
   ttl: durationText.optional(),
 });
@@ -150,6 +156,39 @@ export function caRoutes(deps: ApiDeps): FastifyPluginAsync {
         chain: signed.chainPem.join(''),
         fullchain: [signed.certificatePem, ...signed.chainPem].join(''),
       });
+    });
+
+    // A key pair made here and returned once with its certificate; keywright keeps no copy of the key.
+    app.post('/v1/cas/:ca/issue', async (request, reply) => {
+      const { ca } = parseInput(params, request.params, 'params');
+      const body = parseInput(issueBody, request.body, 'body');
+      authorize(request.principal!, 'cert.issue', { kind: 'ca', name: ca });
+      const issued = await service(deps).issueWithKey(
+        ca,
+        {
+          sans: body.sans,
+          ...(body.key !== undefined ? { keyType: body.key } : {}),
+          ...(body.profile !== undefined ? { profile: body.profile } : {}),
+          ...(body.ttl !== undefined ? { lifetimeMs: parseDuration(body.ttl, 'ttl') } : {}),
+        },
+        opContext(deps, request),
+      );
+      return reply
+        .status(201)
+        .header('cache-control', 'no-store')
+        .send({
+          ca,
+          serial: issued.serialHex,
+          profile: issued.profile,
+          names: issued.names,
+          keyType: issued.keyType,
+          notBefore: issued.notBefore.toISOString(),
+          notAfter: issued.notAfter.toISOString(),
+          certificate: issued.certificatePem,
+          chain: issued.chainPem.join(''),
+          fullchain: [issued.certificatePem, ...issued.chainPem].join(''),
+          privateKey: issued.privateKeyPem,
+        });
     });
 
     app.post('/v1/cas/:ca/revoke', async (request) => {

@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { AppError } from '../../core/errors.js';
 import { writeFileDurable } from '../../core/fs-durable.js';
 import { connect, type CliIo, type GlobalOptions } from '../context.js';
+import { writePemSet } from '../pem-files.js';
 import { emit, table } from '../output.js';
 
 interface CaView {
@@ -73,7 +74,9 @@ function describe(ca: CaView): string {
 export function caCommand(program: Command, io: CliIo, globals: () => GlobalOptions): void {
   const ca = program
     .command('ca')
-    .description('internal CAs: list, show, create, import, chain, sign, revoke, export-key, disable-key');
+    .description(
+      'internal CAs: list, show, create, import, chain, issue, sign, revoke, export-key, disable-key',
+    );
 
   ca.command('list')
     .description('the CAs in your scope')
@@ -235,6 +238,42 @@ export function caCommand(program: Command, io: CliIo, globals: () => GlobalOpti
       if (g.json) return emit(io, true, res, () => '');
       io.stdout.write(res.fullchain);
     });
+
+  ca.command('issue')
+    .argument('<name>', 'the issuing CA')
+    .description(
+      'make a key pair and a certificate for it, written once to --out (keywright keeps no copy of the key; use `cert issue` for one it keeps and renews)',
+    )
+    .requiredOption('--san <name...>', 'DNS names, IP addresses, email:… or uri:… names')
+    .requiredOption('--out <dir>', 'write cert.pem, chain.pem, fullchain.pem and privkey.pem (0600) here')
+    .option('--key <type>', 'ec-p256 (default), ec-p384, rsa-2048, rsa-3072, rsa-4096, ed25519')
+    .option('--profile <name>', "the CA's profile (server, client, server-client, or from config)")
+    .option('--ttl <duration>', "lifetime (the profile's default when absent)")
+    .action(
+      async (
+        name: string,
+        opts: { san: string[]; out: string; key?: string; profile?: string; ttl?: string },
+      ) => {
+        const g = globals();
+        const res = await (
+          await connect(g, io)
+        ).post<Signed & { keyType: string; privateKey: string }>(path(name, '/issue'), {
+          sans: opts.san,
+          ...(opts.key ? { key: opts.key } : {}),
+          ...(opts.profile ? { profile: opts.profile } : {}),
+          ...(opts.ttl ? { ttl: opts.ttl } : {}),
+        });
+        const written = await writePemSet(opts.out, res);
+        const { privateKey: _key, ...shown } = res;
+        emit(
+          io,
+          g.json,
+          { ...shown, written },
+          () =>
+            `issued serial ${res.serial} (${res.names.join(', ')}, ${res.keyType}), valid until ${res.notAfter}: wrote ${written.join(', ')}`,
+        );
+      },
+    );
 
   ca.command('revoke')
     .argument('<name>', 'the CA that issued the certificate')

@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { AppError } from '../../core/errors.js';
 import { mkdirDurable, writeFileDurable } from '../../core/fs-durable.js';
+import { writePemSet } from '../pem-files.js';
 import { connect, type CliIo, type GlobalOptions } from '../context.js';
 import { emit, table } from '../output.js';
 
@@ -265,23 +266,13 @@ export function certCommand(program: Command, io: CliIo, globals: () => GlobalOp
       const bundle = await client.get<JsonBundle>(`${path}?format=json`);
       if (opts.out) {
         const dir = resolve(opts.out);
-        await mkdirDurable(dir);
-        const files: Array<[string, string, number]> = [
-          ['cert.pem', bundle.certificate, 0o644],
-          ['chain.pem', bundle.chain, 0o644],
-          ['fullchain.pem', bundle.fullchain, 0o644],
-          ...(bundle.privateKey
-            ? ([['privkey.pem', bundle.privateKey, 0o600]] as Array<[string, string, number]>)
-            : []),
-        ];
-        // The key first: a reader that sees the new certificate must find its key already in place.
-        for (const [file, content, mode] of [...files].reverse())
-          await writeFileDurable(join(dir, file), content, mode);
+        const written = await writePemSet(dir, bundle);
         emit(
           io,
           g.json,
-          { version: bundle.version, written: files.map(([f]) => join(dir, f)) },
-          () => `wrote version ${bundle.version} of ${name} to ${dir}: ${files.map(([f]) => f).join(', ')}`,
+          { version: bundle.version, written },
+          () =>
+            `wrote version ${bundle.version} of ${name} to ${dir}: ${written.map((f) => basename(f)).join(', ')}`,
         );
         return;
       }

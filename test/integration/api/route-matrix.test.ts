@@ -165,6 +165,12 @@ const ROUTES: readonly RouteCase[] = [
     expect: [201, 201, 201, 403, 403, 401],
   },
   {
+    route: 'POST /v1/cas/:ca/issue',
+    path: '/v1/cas/default/issue',
+    body: () => ({ sans: ['matrix.internal.example'], ttl: '1d' }),
+    expect: [201, 201, 201, 403, 403, 401],
+  },
+  {
     route: 'POST /v1/cas/:ca/revoke',
     path: '/v1/cas/default/revoke',
     body: () => ({ serial: 'ff01' }),

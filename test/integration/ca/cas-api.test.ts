@@ -500,6 +500,84 @@ describe('CA management over the API, checked by openssl', () => {
     assert.match(tooSmall.text, /rsa_key_too_small|CSR_INVALID|KEY_TYPE_UNSUPPORTED/);
   });
 
+  test('issue a key with its certificate: openssl verifies both and the pair; the key is kept nowhere', async (t) => {
+    if (!requirePeer(t, 'openssl')) return;
+    const api = await startApi(t, {
+      unsealed: true,
+      config: {
+        ca: {
+          root: { key: 'ec-p256' },
+          profiles: [{ name: 'svc', cas: ['default'], names: { dns: ['*.svc.internal'], ip: [] } }],
+        },
+      },
+    });
+    const dir = await tempDir(t);
+    await writeCaFiles(api, dir);
+    const issue = (body: unknown, ca = 'default', token = api.adminToken) =>
+      api.call('POST', `/v1/cas/${ca}/issue`, { token, body });
+    const blobsBefore = (await api.store.listBlobs('')).length;
+
+    for (const key of ['ec-p256', 'ed25519', 'rsa-2048'] as const) {
+      const res = await issue({ sans: ['api.svc.internal', '10.0.0.9'], key, ttl: '7d' });
+      assert.equal(res.status, 201, res.text);
+      assert.equal(res.json.keyType, key);
+      assert.equal(res.headers['cache-control'], 'no-store');
+      assert.deepEqual(res.json.names, ['DNS:api.svc.internal', 'IP:10.0.0.9']);
+      await writeFile(join(dir, `i-${key}.pem`), res.json.certificate);
+      await writeFile(join(dir, `i-${key}.key`), res.json.privateKey, { mode: 0o600 });
+      const v = await openssl([
+        'verify',
+        '-CAfile',
+        join(dir, 'root.pem'),
+        '-untrusted',
+        join(dir, 'inter.pem'),
+        join(dir, `i-${key}.pem`),
+      ]);
+      assert.equal(v.status, 0, v.stdout + v.stderr);
+      const pub = await openssl(['x509', '-in', join(dir, `i-${key}.pem`), '-noout', '-pubkey']);
+      const fromKey = await openssl(['pkey', '-in', join(dir, `i-${key}.key`), '-pubout']);
+      assert.equal(fromKey.status, 0, fromKey.stderr);
+      assert.equal(pub.stdout, fromKey.stdout, 'the key belongs to the certificate');
+      const days = await openssl([
+        'x509',
+        '-in',
+        join(dir, `i-${key}.pem`),
+        '-noout',
+        '-checkend',
+        String(8 * 86400),
+      ]);
+      assert.notEqual(days.status, 0, 'ttl 7d honoured: it expires within 8 days');
+      assert.ok(api.store.collection<LedgerRecord>(LEDGER_COLLECTION).find(`default/${res.json.serial}`));
+    }
+    const audit = await api.audit.query({ action: 'ca.issue', limit: 10 });
+    assert.equal(audit.length, 3);
+    assert.ok(
+      audit.every((e) => !JSON.stringify(e).includes('PRIVATE')),
+      'no key in the audit log',
+    );
+    assert.equal(
+      (await api.store.listBlobs('')).length,
+      blobsBefore,
+      'no key (or anything) stored as a blob',
+    );
+
+    // the profile decides the names; bad input is a clear 4xx that issues nothing
+    problem(await issue({ sans: ['evil.example.com'], profile: 'svc' }), 403, 'POLICY_VIOLATION');
+    problem(await issue({ sans: [] }), 400, 'API_BAD_REQUEST');
+    problem(await issue({ sans: ['ok.example'], key: 'dsa-1024' }), 400, 'API_BAD_REQUEST');
+    const badName = await issue({ sans: ['bad name!'] });
+    problem(badName, 403, 'POLICY_VIOLATION');
+    assert.equal(badName.json.details.rule, 'san_syntax');
+    problem(await issue({ sans: ['ok.example'] }, 'nope'), 404, 'CA_NOT_FOUND');
+    const reader = (await api.tokens.create({ role: 'reader', createdBy: 'test' })).token;
+    problem(await issue({ sans: ['ok.example'] }, 'default', reader), 403, 'ACCESS_DENIED');
+    assert.equal(
+      (await api.audit.query({ action: 'ca.issue', limit: 10 })).length,
+      3,
+      'refusals issued nothing',
+    );
+  });
+
   test('export-key opens with openssl; disable-key keeps the intermediate issuing', async (t) => {
     if (!requirePeer(t, 'openssl')) return;
     const api = await startApi(t, { unsealed: true });
