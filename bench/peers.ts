@@ -6,7 +6,9 @@
  *   1. CSR signing and key + certificate against CFSSL (`cfssl serve`, Debian golang-cfssl, installed
  *      with apt-get when missing and we are root, else skipped), P-256 CA both sides, 16 keep-alive
  *      clients: `POST /api/v1/cfssl/sign` vs `POST /v1/cas/default/sign` (admin token), and
- *      `POST /api/v1/cfssl/newcert` vs `POST /v1/certificates` with a fresh name per request;
+ *      `POST /api/v1/cfssl/newcert` vs `POST /v1/cas/default/issue` (key and certificate returned once,
+ *      like newcert) and vs `POST /v1/certificates` (a managed certificate: key sealed and stored, a
+ *      fresh name per request);
  *   2. bundle pulls against nginx (1 worker) serving the very bytes of the pull as a static file, 64
  *      clients: `GET /v1/certificates/web/bundle?format=pem` with a service token.
  *
@@ -412,6 +414,9 @@ async function startDaemonChild(): Promise<{ proc: ChildProcess; ready: ChildRea
   return { proc, ready };
 }
 
+/** Distinct CSRs (one key each), cycled: a server that cached a key or a verified CSR gains nothing. */
+const CSR_POOL = 1000;
+
 /** One P-256 CSR with the three SANs, in keywright's encoding: both servers get these very bytes. */
 function csrPem(): string {
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -426,7 +431,7 @@ function csrPem(): string {
   );
 }
 
-/** KW_BENCH_ONLY=sign,newcert,bundle runs only those rows (profiling one path). */
+/** KW_BENCH_ONLY=sign,issue,newcert,bundle runs only those rows (profiling one path). */
 const wanted = (row: string) =>
   !process.env.KW_BENCH_ONLY || process.env.KW_BENCH_ONLY.split(',').includes(row);
 
@@ -461,14 +466,16 @@ export async function peersBench(options: BenchOptions): Promise<BenchResult> {
       procs.push([cfssl.proc, 'SIGTERM']);
       installed.push(`cfssl (${cfsslTools.bin})`);
     }
-    const csr = csrPem();
+    const csrs = Array.from({ length: CSR_POOL }, csrPem);
+    let nextCsr = 0;
+    const csr = () => csrs[nextCsr++ % csrs.length]!;
     const signKw: Target = {
       url: `${kw.url}/v1/cas/default/sign`,
       method: 'POST',
       headers: admin,
       pid: daemon.proc.pid!,
       expect: 201,
-      body: () => JSON.stringify({ csr, profile: 'server' }),
+      body: () => JSON.stringify({ csr: csr(), profile: 'server' }),
     };
     const signCfssl: Target | null = cfssl
       ? {
@@ -477,7 +484,7 @@ export async function peersBench(options: BenchOptions): Promise<BenchResult> {
           headers: {},
           pid: cfssl.proc.pid!,
           expect: 200,
-          body: () => JSON.stringify({ certificate_request: csr, hosts: SANS, profile: 'server' }),
+          body: () => JSON.stringify({ certificate_request: csr(), hosts: SANS, profile: 'server' }),
         }
       : null;
     let n = 0;
@@ -517,9 +524,25 @@ export async function peersBench(options: BenchOptions): Promise<BenchResult> {
         ...(await compare(plan, CA_CLIENTS, signKw, signCfssl)),
         ...peerSkip,
       });
-    if (wanted('newcert'))
+    const issueKw: Target = {
+      url: `${kw.url}/v1/cas/default/issue`,
+      method: 'POST',
+      headers: admin,
+      pid: daemon.proc.pid!,
+      expect: 201,
+      body: () => JSON.stringify({ sans: SANS, profile: 'server' }),
+    };
+    if (wanted('issue'))
       rows.push({
         figure: 'key + certificate',
+        clients: CA_CLIENTS,
+        peerName: 'cfssl /api/v1/cfssl/newcert',
+        ...(await compare(plan, CA_CLIENTS, issueKw, newCfssl)),
+        ...peerSkip,
+      });
+    if (wanted('newcert'))
+      rows.push({
+        figure: 'managed certificate (key sealed, stored)',
         clients: CA_CLIENTS,
         peerName: 'cfssl /api/v1/cfssl/newcert',
         ...(await compare(plan, CA_CLIENTS, newKw, newCfssl)),
@@ -628,7 +651,7 @@ function render(rows: readonly Row[], plan: Plan, installed: string[], skipped: 
       ? 'each server pinned to CPU 0 (taskset; keywright is the daemon in a child of the bench process, all its threads pinned), the load generator (this Node process, one event loop) to CPU 1.'
       : 'NOT pinned (one core or no taskset): servers and load generator share the CPUs.',
     "keywright commits every issuance (store + fsync'd audit entry) and audits every key export; cfssl persists nothing (no -db-config); nginx sends a cached file.",
-    'sign: the same P-256 CSR both sides, profile server (digitalSignature, serverAuth), P-256 CA (keywright signs with its default intermediate, cfssl with its root).',
+    `sign: the same ${CSR_POOL} distinct P-256 CSRs (one key each, cycled) both sides, profile server (digitalSignature, serverAuth), P-256 CA (keywright signs with its default intermediate, cfssl with its root).`,
     'The load generator is one Node process: against nginx it is likely the bottleneck, so the nginx figure is a lower bound and the ratio an upper bound.',
     `peers used: ${installed.join(', ') || 'none'}${skipped.length ? `; skipped: ${skipped.join('; ')}` : ''}`,
   ].join('\n');
