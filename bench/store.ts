@@ -534,7 +534,7 @@ function render(results: SizeResult[], plan: Plan): string {
   const notes = [
     `median (min–max) over ${plan.runs} fresh process(es) per row; "write" = one issuance-like tx (record update + 2 blob puts) for keywright, one db.update pushing a 3 KB record for raw JSONFile`,
     `16× = ${CONCURRENCY} concurrent writers; tx/flush = transactions per journal append in that phase (group commit); keywright runs with a compaction (journal folded into the document and blob files) always in progress, the worst case; stall = monitorEventLoopDelay during all writes`,
-    'keywright fdatasyncs the journal line holding the record and both blobs before acknowledging (compaction then writes blob files and the document, each fsync'd); raw JSONFile never fsyncs. Raw JSONFile at 50k is not run (minutes per run; see perf-anchors §4 for 100k)',
+    'keywright fdatasyncs the journal line holding the record and both blobs before acknowledging (compaction then writes blob files and the document, each fsynced); raw JSONFile never fsyncs. Raw JSONFile at 50k is not run (minutes per run; see perf-anchors §4 for 100k)',
   ];
   const targets = checkTargets(results);
   if (targets !== null) {
