@@ -206,7 +206,7 @@ export class AcmeAccounts {
             { details: { field: 'eab' } },
           );
         }
-        const client = createClient(
+        const client = await createClient(
           { directoryUrl: url, accountKey: privateKey, eab: input.eab },
           this.#deps.settings.client,
         );
@@ -333,7 +333,7 @@ export class AcmeAccounts {
       if (current.status !== 'valid' || current.keyBlob === undefined) throw this.#inactive(current.id);
       const directory = await fetchDirectory(current.directoryUrl);
       const key = await this.#key(current.id, current.keyBlob);
-      const client = createClient(
+      const client = await createClient(
         { directoryUrl: current.directoryUrl, accountKey: key, accountUrl: current.accountUrl },
         this.#deps.settings.client,
       );
@@ -449,7 +449,7 @@ export class AcmeAccounts {
     if (pending === undefined) return account;
     return withAcmeCall(this.#callOptions(account.caPem, signal), async () => {
       const key = await this.#key(account.id, pending);
-      const probe = createClient(
+      const probe = await createClient(
         { directoryUrl: account.directoryUrl, accountKey: key },
         this.#deps.settings.client,
       );

@@ -6,9 +6,10 @@
  *  - the number of badNonce retries per request (RFC 8555 §6.5) is raised from 5.
  */
 import type { KeyObject } from 'node:crypto';
-import { Client } from 'acme-client';
+import type { Client } from 'acme-client';
 import { AcmeError } from '../core/errors.js';
 import { exportPkcs8Der } from '../keys/generate.js';
+import { loadAcmeClient } from './acme-client.js';
 
 export interface PollSettings {
   /** First wait between polls of a pending authorization or order; doubles up to maxMs. */
@@ -55,7 +56,7 @@ export function useAccountKey(client: Client, key: KeyObject, settings: ClientSe
   http.maxBadNonceRetries = settings.badNonceRetries;
 }
 
-export function createClient(
+export async function createClient(
   options: {
     readonly directoryUrl: string;
     readonly accountKey: KeyObject;
@@ -64,8 +65,9 @@ export function createClient(
     readonly eab?: { readonly kid: string; readonly hmacKey: string } | undefined;
   },
   settings: ClientSettings,
-): Client {
-  const client = new Client({
+): Promise<Client> {
+  const acme = await loadAcmeClient();
+  const client = new acme.Client({
     directoryUrl: options.directoryUrl,
     // Replaced by the KeyObject below before anything is signed.
     accountKey: Buffer.alloc(0),

@@ -18,9 +18,10 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import { Agent } from 'node:https';
-import { axios as acmeAxios } from 'acme-client';
+import type { axios as AcmeAxios } from 'acme-client';
 import type { Clock } from '../core/clock.js';
 import { AcmeError, isAppError, type AppError } from '../core/errors.js';
+import { loadAcmeClient } from './acme-client.js';
 import {
   asProblem,
   parseRetryAfter,
@@ -67,8 +68,8 @@ export class TransportFailure extends Error {
 }
 
 // axios is acme-client's dependency, not ours: its types are taken from acme-client's instance.
-type RequestConfig = Parameters<Parameters<typeof acmeAxios.interceptors.request.use>[0] & object>[0];
-type Response = Parameters<Parameters<typeof acmeAxios.interceptors.response.use>[0] & object>[0];
+type RequestConfig = Parameters<Parameters<typeof AcmeAxios.interceptors.request.use>[0] & object>[0];
+type Response = Parameters<Parameters<typeof AcmeAxios.interceptors.response.use>[0] & object>[0];
 
 const scopes = new AsyncLocalStorage<CallScope>();
 const agents = new Map<string, Agent>();
@@ -183,27 +184,37 @@ function recordResponse(resp: Response): Response {
   return resp;
 }
 
-let installed = false;
+let installed: Promise<typeof AcmeAxios> | undefined;
 
-/** Installs the interceptors once per process (acme-client's axios instance is a module singleton). */
-export function installTransport(): void {
-  if (installed) return;
-  installed = true;
-  const settings = (acmeAxios.defaults as unknown as { acmeSettings?: Record<string, number> }).acmeSettings;
-  if (settings) settings.retryMaxAttempts = 0;
-  acmeAxios.interceptors.request.use(applyScope);
-  // Ours must run before acme-client's own response interceptor: re-register theirs after ours.
-  const manager = acmeAxios.interceptors.response;
-  const theirs = [...(manager.handlers ?? [])];
-  manager.clear();
-  manager.use(undefined, onNoResponse);
-  for (const h of theirs) if (h) manager.use(h.fulfilled, h.rejected);
-  manager.use(recordResponse);
+/**
+ * Loads acme-client (on first use, see acme-client.ts) and installs the interceptors once per process:
+ * acme-client's axios instance is a module singleton.
+ */
+function installTransport(): Promise<typeof AcmeAxios> {
+  installed ??= loadAcmeClient().then(({ axios: acmeAxios }) => {
+    const settings = (acmeAxios.defaults as unknown as { acmeSettings?: Record<string, number> })
+      .acmeSettings;
+    if (settings) settings.retryMaxAttempts = 0;
+    acmeAxios.interceptors.request.use(applyScope);
+    // Ours must run before acme-client's own response interceptor: re-register theirs after ours.
+    const manager = acmeAxios.interceptors.response;
+    const theirs = [...(manager.handlers ?? [])];
+    manager.clear();
+    manager.use(undefined, onNoResponse);
+    for (const h of theirs) if (h) manager.use(h.fulfilled, h.rejected);
+    manager.use(recordResponse);
+    return acmeAxios;
+  });
+  installed.catch(() => (installed = undefined)); // a failed import may be retried
+  return installed;
 }
 
 /** Runs `fn` with this directory's trust, timeout and signal applied to every request it makes. */
-export function withAcmeCall<T>(options: CallOptions, fn: (stats: CallStats) => Promise<T>): Promise<T> {
-  installTransport();
+export async function withAcmeCall<T>(
+  options: CallOptions,
+  fn: (stats: CallStats) => Promise<T>,
+): Promise<T> {
+  await installTransport();
   const scope: CallScope = {
     agent: agentFor(options.caPem),
     timeoutMs: options.timeoutMs,
@@ -266,6 +277,7 @@ export function toAcmeError(err: unknown, context: string): AppError {
 export async function getJson(
   url: string,
 ): Promise<{ status: number; headers: Record<string, unknown>; data: unknown }> {
+  const acmeAxios = await installTransport();
   const resp = await acmeAxios.get<unknown>(url, { validateStatus: () => true, responseType: 'json' });
   return { status: resp.status, headers: resp.headers, data: resp.data };
 }

@@ -5,11 +5,12 @@
  * runs only while challenges are outstanding, since port 443 usually belongs to the real web server.
  */
 import { createSecureContext, createServer, type SecureContext, type Server } from 'node:tls';
-import { crypto as acmeCrypto } from 'acme-client';
+import type { crypto as AcmeCrypto } from 'acme-client';
 import { AcmeError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { generateKeyPair } from '../../keys/generate.js';
 import { parseIp } from '../../pki/ip.js';
+import { loadAcmeClient } from '../acme-client.js';
 import type { ListenAddress } from './http01.js';
 import type { ChallengeSolver, ChallengeTask } from './port.js';
 
@@ -44,8 +45,9 @@ export class TlsAlpnSolver implements ChallengeSolver {
   async present(task: ChallengeTask): Promise<void> {
     const { privateKey } = await generateKeyPair('ec-p256');
     const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' });
+    const { crypto: acmeCrypto } = await loadAcmeClient();
     const [, certPem] = await acmeCrypto.createAlpnCertificate(
-      { identifier: task.identifier } as Parameters<typeof acmeCrypto.createAlpnCertificate>[0],
+      { identifier: task.identifier } as Parameters<typeof AcmeCrypto.createAlpnCertificate>[0],
       task.keyAuthorization,
       keyPem,
     );

@@ -18,7 +18,7 @@ describe('acme-client boundary', () => {
 
   test("RFC 7638 thumbprint equals acme-client's, and the client signs with the KeyObject it was given", async () => {
     const { privateKey } = await generateKeyPair('ec-p256');
-    const client = createClient(
+    const client = await createClient(
       { directoryUrl: 'https://ca.invalid/dir', accountKey: privateKey },
       DEFAULT_CLIENT_SETTINGS,
     );
