@@ -35,6 +35,7 @@ export class DocumentFile implements Adapter<MigratableDocument> {
   readonly #write: DurableWriter;
   /** record → `"<id>":<record JSON>` */
   readonly #encoded = new WeakMap<StoredRecord, Buffer>();
+  #misses = 0;
 
   constructor(path: string, write: DurableWriter = writeFileDurable) {
     this.path = path;
@@ -78,7 +79,7 @@ export class DocumentFile implements Adapter<MigratableDocument> {
     await this.#write(this.path, bytes, 0o600);
   }
 
-  /** The compact JSON of `doc`; also warms the per-record cache (done once at open). */
+  /** The compact JSON of `doc`; records not cached yet are encoded and cached on the way. */
   encode(doc: StoreDocument): Buffer {
     const parts: Buffer[] = [Buffer.from(`{"schemaVersion":${doc.schemaVersion},"collections":{`)];
     let firstCollection = true;
@@ -97,9 +98,30 @@ export class DocumentFile implements Adapter<MigratableDocument> {
     return Buffer.concat(parts);
   }
 
+  /**
+   * Caches the encodings of up to `max` more records taken from `records`, so a later encode only
+   * concatenates. Returns how many it took: fewer than `max` means the iterator is done.
+   */
+  warm(records: Iterator<StoredRecord>, max: number): number {
+    let taken = 0;
+    while (taken < max) {
+      const next = records.next();
+      if (next.done === true) break;
+      this.#encodeRecord(next.value);
+      taken += 1;
+    }
+    return taken;
+  }
+
+  /** Records encoded so far (cache misses): the work a warm cache saves. */
+  get encodedRecords(): number {
+    return this.#misses;
+  }
+
   #encodeRecord(record: StoredRecord): Buffer {
     let bytes = this.#encoded.get(record);
     if (bytes === undefined) {
+      this.#misses += 1;
       // Keyed by the record's own id: a record is always stored under it (staging and load enforce it).
       bytes = Buffer.from(`${JSON.stringify(record.id)}:${JSON.stringify(record)}`);
       this.#encoded.set(record, bytes);

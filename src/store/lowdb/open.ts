@@ -40,6 +40,14 @@ const COMPACTION_IO_PARALLELISM = 4;
 /** The journal is folded into the document once it is this big, or bigger than the document. */
 const COMPACT_AT_BYTES = 8 * 1024 * 1024;
 const COMPACTION_RETRY_MS = 10_000;
+/**
+ * After open, every record's encoding is cached in the background (StoreJournal#startWarming) in slices
+ * of this many records, one slice per event-loop turn: ~2 ms each (15 ms at most) on the dev box with
+ * 10k certificates (30k records, 13 MB), where encoding all of them at once took 150 ms.
+ */
+const WARM_SLICE_RECORDS = 500;
+/** …starting this long after open, so the rest of start-up and the first requests go first. */
+const WARM_DELAY_MS = 1_000;
 
 export interface LowdbStoreOptions {
   readonly dataDir: string;
@@ -53,6 +61,17 @@ export interface LowdbStoreOptions {
   readonly journalAppend?: JournalAppend;
   /** Journal size that starts a compaction; default 8 MiB or the document's size, whichever is larger. */
   readonly compactAtBytes?: number;
+  /** When and how the record encodings are cached after open (tests shorten it and watch it end). */
+  readonly warmEncodings?: WarmEncodings;
+}
+
+export interface WarmEncodings {
+  /** Delay after open; default WARM_DELAY_MS. */
+  readonly afterMs?: number;
+  /** Records per event-loop turn; default WARM_SLICE_RECORDS. */
+  readonly sliceRecords?: number;
+  /** Called once every record present at open has been visited. */
+  readonly onDone?: (stats: { readonly records: number; readonly slices: number }) => void;
 }
 
 /**
@@ -80,6 +99,7 @@ export async function openLowdbStore(options: LowdbStoreOptions): Promise<Observ
       logger,
       ...(options.journalAppend ? { append: options.journalAppend } : {}),
       ...(options.compactAtBytes !== undefined ? { compactAtBytes: options.compactAtBytes } : {}),
+      ...(options.warmEncodings !== undefined ? { warm: options.warmEncodings } : {}),
     });
     const doc = await journal.load(options.migrations ?? MIGRATIONS);
     return new StagedStore({
@@ -108,6 +128,9 @@ class StoreJournal {
   readonly #logger: Logger;
   readonly #append: JournalAppend | undefined;
   readonly #compactAtBytes: number | undefined;
+  readonly #warm: WarmEncodings;
+  /** Cancels the background warm-up of the record encodings (at close). */
+  #stopWarming: (() => void) | undefined;
   #doc!: StoreDocument;
   #writer: JournalWriter | undefined;
   /** Blob values logged in the journal and not yet in their files; null = deleted. */
@@ -124,6 +147,7 @@ class StoreJournal {
     logger: Logger;
     append?: JournalAppend;
     compactAtBytes?: number;
+    warm?: WarmEncodings;
   }) {
     this.#dataDir = o.dataDir;
     this.#file = o.file;
@@ -131,6 +155,7 @@ class StoreJournal {
     this.#logger = o.logger;
     this.#append = o.append;
     this.#compactAtBytes = o.compactAtBytes;
+    this.#warm = o.warm ?? {};
   }
 
   get #activePath(): string {
@@ -169,7 +194,10 @@ class StoreJournal {
     }
     this.#doc = doc;
     const foldNow = ran > 0 || compacting.size > 0;
-    if (!foldNow) this.#documentBytes = this.#file.encode(doc).length; // warms the per-record encodings
+    if (!foldNow) {
+      // The file's size, not an encode: encoding 10k records here cost 0.3–0.45 s of every start.
+      this.#documentBytes = (await stat(this.#file.path)).size;
+    }
     if (foldNow) {
       try {
         await this.#fold();
@@ -189,7 +217,40 @@ class StoreJournal {
     this.#writer = await JournalWriter.open(this.#activePath, foldNow ? 0 : active.size, this.#append);
     if (active.entries.length > 0 && !foldNow)
       this.#logger.info({ commits: active.entries.length }, 'replayed the store journal');
+    if (!foldNow) this.#startWarming(); // the last step: nothing of open waits behind it
     return doc;
+  }
+
+  /**
+   * Caches every record's encoding in the background, a slice per event-loop turn, so the first
+   * compaction (or the close) only concatenates instead of stalling the loop for the whole document.
+   * A fold at open encodes everything anyway, so this runs only when open did not fold.
+   */
+  #startWarming(): void {
+    const sliceRecords = this.#warm.sliceRecords ?? WARM_SLICE_RECORDS;
+    const records = recordsOf(this.#doc);
+    let visited = 0;
+    let slices = 0;
+    let timer: NodeJS.Timeout | undefined;
+    let immediate: NodeJS.Immediate | undefined;
+    const slice = () => {
+      timer = immediate = undefined;
+      const taken = this.#file.warm(records, sliceRecords);
+      visited += taken;
+      slices += 1;
+      if (taken === sliceRecords) immediate = setImmediate(slice).unref();
+      else {
+        this.#stopWarming = undefined;
+        this.#logger.debug({ records: visited, slices }, 'store record encodings cached');
+        this.#warm.onDone?.({ records: visited, slices });
+      }
+    };
+    timer = setTimeout(slice, this.#warm.afterMs ?? WARM_DELAY_MS).unref();
+    this.#stopWarming = () => {
+      clearTimeout(timer);
+      clearImmediate(immediate);
+      this.#stopWarming = undefined;
+    };
   }
 
   #replay(doc: MigratableDocument, entry: JournalEntry): void {
@@ -228,6 +289,7 @@ class StoreJournal {
         return [...keys].sort();
       },
       close: async () => {
+        this.#stopWarming?.();
         try {
           await this.#compaction;
           if (await exists(this.#dataDir)) await this.#fold();
@@ -333,6 +395,14 @@ class StoreJournal {
       if (this.#pendingBlobs.get(key) === bytes) this.#pendingBlobs.delete(key);
     }
   }
+}
+
+/**
+ * Every committed record, read from the live maps as the iteration goes: a record replaced meanwhile is
+ * skipped (its successor is visited if not yet passed), so no time goes into encodings nobody will use.
+ */
+function* recordsOf(doc: StoreDocument): Generator<StoredRecord> {
+  for (const byId of doc.collections.values()) yield* byId.values();
 }
 
 /**

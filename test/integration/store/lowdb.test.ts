@@ -646,6 +646,75 @@ describe('lowdb store: journal', () => {
   });
 });
 
+describe('lowdb store: open', () => {
+  test('open does not encode the records: their encodings are cached afterwards, a slice per event-loop turn', async (t) => {
+    const dir = await tempDir(t);
+    const first = await openLowdbStore({ dataDir: dir });
+    await first.tx((tx) => {
+      for (let i = 0; i < 1200; i++) tx.collection<Cert>('certs').insert(cert(`c${i}`, [i]));
+    });
+    await first.tx((tx) => tx.collection<Cert>('other').insert(cert('x')));
+    await first.close();
+    const before = await readFile(docPath(dir), 'utf8');
+
+    // the event loop turns between slices: count the turns a parallel setImmediate chain gets
+    let turns = 0;
+    let spinning = true;
+    const spin = () => {
+      turns += 1;
+      if (spinning) setImmediate(spin);
+    };
+    let opened = false;
+    const warmed = new Promise<{ records: number; slices: number; turnsBefore: number; opened: boolean }>(
+      (done) => {
+        void openLowdbStore({
+          dataDir: dir,
+          warmEncodings: {
+            afterMs: 0,
+            sliceRecords: 500,
+            onDone: (stats) => done({ ...stats, turnsBefore: turns, opened }),
+          },
+        }).then((s) => {
+          opened = true;
+          setImmediate(spin);
+          t.after(() => s.close());
+          store = s;
+        });
+      },
+    );
+    let store: Awaited<ReturnType<typeof openLowdbStore>> | undefined;
+    const stats = await warmed;
+    spinning = false;
+    assert.equal(stats.opened, true, 'warming starts after open resolved');
+    assert.equal(stats.records, 1201);
+    assert.equal(stats.slices, 3, '500 + 500 + 201 records');
+    assert.ok(stats.turnsBefore >= 2, `other work ran between slices (${stats.turnsBefore} turns)`);
+    await store!.close();
+    assert.equal(
+      await readFile(docPath(dir), 'utf8'),
+      before,
+      'the close re-encodes the document byte for byte',
+    );
+  });
+
+  test('a store closed before its warm-up starts closes cleanly and leaves the document as it was', async (t) => {
+    const dir = await tempDir(t);
+    const first = await openLowdbStore({ dataDir: dir });
+    await first.tx((tx) => tx.collection<Cert>('certs').insert(cert('web')));
+    await first.close();
+    const before = await readFile(docPath(dir), 'utf8');
+    let warmedUp = false;
+    const store = await openLowdbStore({
+      dataDir: dir,
+      warmEncodings: { afterMs: 50, onDone: () => (warmedUp = true) },
+    });
+    await store.close();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(warmedUp, false, 'close cancelled the warm-up');
+    assert.equal(await readFile(docPath(dir), 'utf8'), before);
+  });
+});
+
 async function waitFor(check: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await check())) {

@@ -28,3 +28,29 @@ test('a loaded document re-encodes byte for byte as JSON.stringify would, odd id
   const reparsed = JSON.parse(file.encode(doc).toString('utf8')) as typeof parsed;
   assert.deepEqual(reparsed.collections.certs!.web, { id: 'web', changed: true });
 });
+
+test('warm caches record encodings a slice at a time; encode then encodes nothing new', () => {
+  const records = Array.from({ length: 1100 }, (_, i) => ({ id: `r${i}`, n: i }));
+  const doc = toStoreDocument(
+    { schemaVersion: 1, collections: { certs: Object.fromEntries(records.map((r) => [r.id, r])) } },
+    'test.json',
+  );
+  const file = new DocumentFile('/nonexistent/keywright.json');
+  const it = doc.collections.get('certs')!.values();
+  assert.deepEqual(
+    [file.warm(it, 500), file.warm(it, 500), file.warm(it, 500), file.warm(it, 500)],
+    [500, 500, 100, 0],
+  );
+  assert.equal(file.encodedRecords, 1100);
+  const bytes = file.encode(doc);
+  assert.equal(file.encodedRecords, 1100, 'every record came from the cache');
+  assert.equal(
+    bytes.toString('utf8'),
+    JSON.stringify({
+      schemaVersion: 1,
+      collections: { certs: Object.fromEntries(records.map((r) => [r.id, r])) },
+    }),
+  );
+  assert.equal(file.warm(doc.collections.get('certs')!.values(), 2000), 1100);
+  assert.equal(file.encodedRecords, 1100, 'warming cached records again encodes nothing');
+});
