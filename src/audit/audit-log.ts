@@ -8,7 +8,7 @@ import type { Logger } from '../core/logger.js';
 import { silentLogger } from '../core/logger.js';
 import type { AuditEntry, AuditHead, AuditInput, AuditOutcome } from './entry.js';
 import { AUDIT_OUTCOMES, sealEntry, serializeEntry, validateAuditInput } from './entry.js';
-import type { AuditFileIo } from './io.js';
+import type { AuditAppendHandle, AuditFileIo } from './io.js';
 import { nodeAuditIo } from './io.js';
 import { readLogLines } from './lines.js';
 import { scanChain } from './verify.js';
@@ -82,6 +82,8 @@ export class AuditLog implements AuditRecorder {
   #pending: Pending[] = [];
   #draining: Promise<void> | undefined;
   #broken: AuditError | undefined;
+  /** Kept open between commits; dropped (and reopened by the next commit) after any failure. */
+  #handle: AuditAppendHandle | undefined;
   #closed = false;
   #stats = { appended: 0, batches: 0, failedBatches: 0 };
 
@@ -209,6 +211,7 @@ export class AuditLog implements AuditRecorder {
   async close(): Promise<void> {
     this.#closed = true;
     await this.#draining;
+    await this.#dropHandle();
   }
 
   async #drain(): Promise<void> {
@@ -255,10 +258,36 @@ export class AuditLog implements AuditRecorder {
 
   async #writeDurably(data: Buffer): Promise<void> {
     if (this.#broken !== undefined) throw this.#broken;
-    const fh = await this.#io.openAppend(this.path);
+    const fh = await this.#checkedHandle();
     try {
-      const size = await fh.size();
+      await fh.write(data);
+      await fh.sync();
+    } catch (err) {
+      await this.#rollBack(fh);
+      await this.#dropHandle();
+      throw err;
+    }
+  }
+
+  /**
+   * The append handle, checked before each write: the path must still name the file it has open, and
+   * the file must be exactly the acknowledged bytes long. A handle whose file was replaced or moved is
+   * dropped and the path opened again once (as a new handle per commit would have), so a removed log
+   * fails the write and is never silently recreated or written behind the operator's back.
+   */
+  async #checkedHandle(): Promise<AuditAppendHandle> {
+    for (let fresh = this.#handle === undefined; ; fresh = true) {
+      const fh = (this.#handle ??= await this.#io.openAppend(this.path));
+      let size: number;
+      try {
+        size = await fh.size();
+      } catch (err) {
+        await this.#dropHandle();
+        if (fresh) throw err;
+        continue;
+      }
       if (size !== this.#size) {
+        await this.#dropHandle();
         this.#broken = new AuditError(
           'AUDIT_INTEGRITY',
           `audit log ${this.path} changed on disk outside keywright (${size} bytes, expected ${this.#size}); ` +
@@ -267,16 +296,14 @@ export class AuditLog implements AuditRecorder {
         );
         throw this.#broken;
       }
-      try {
-        await fh.write(data);
-        await fh.sync();
-      } catch (err) {
-        await this.#rollBack(fh);
-        throw err;
-      }
-    } finally {
-      await fh.close().catch(() => undefined); // after a successful fsync, close cannot lose the data
+      return fh;
     }
+  }
+
+  async #dropHandle(): Promise<void> {
+    const fh = this.#handle;
+    this.#handle = undefined;
+    await fh?.close().catch(() => undefined); // after a successful sync, close cannot lose the data
   }
 
   /** Cuts a failed batch's bytes back off so the next append continues a clean chain. */

@@ -320,3 +320,23 @@ describe('AuditLog.open on real files', () => {
     assert.equal((await stat(path)).mode & 0o777, 0o600);
   });
 });
+
+describe('AuditLog keeps its append handle', () => {
+  const rec = { actor: 'system', action: 'cert.issue', subject: 'cert:x', outcome: 'success' } as const;
+
+  test('a log moved away while the handle is open: nothing goes to the moved file, and a log put back is appended to', async (t) => {
+    const { path } = await writeLog(t, 3);
+    const log = await AuditLog.open({ path, clock: new FakeClock() });
+    assert.equal((await log.append(rec)).seq, 4, 'the handle is open now');
+    await rename(path, `${path}.moved`);
+    const moved = await readFile(`${path}.moved`);
+    await assert.rejects(log.append(rec), (err) => isAppError(err, 'AUDIT_WRITE_FAILED') && err.retryable);
+    assert.deepEqual(await readFile(`${path}.moved`), moved, 'the moved file was not written');
+    assert.equal(await stat(path).catch(() => undefined), undefined, 'the log was not recreated');
+    // a copy put in its place is another file of the same length: appended to, the chain goes on
+    await writeFile(path, moved, { mode: 0o600 });
+    assert.equal((await log.append(rec)).seq, 5);
+    assert.deepEqual(await verifyAuditLog(path), { ok: true, entries: 5, head: log.head });
+    await log.close();
+  });
+});

@@ -26,11 +26,13 @@ type Fault = 'write' | 'half-write' | 'sync' | 'truncate' | undefined;
 
 /** The real file operations, counted, with one-shot faults on demand. */
 class TestIo implements AuditFileIo {
+  opens = 0;
   syncs = 0;
   writes = 0;
   faults: Fault[] = [];
   truncateFails = false;
   async openAppend(path: string): Promise<AuditAppendHandle> {
+    this.opens += 1;
     const real = await nodeAuditIo.openAppend(path);
     return {
       size: () => real.size(),
@@ -183,6 +185,18 @@ describe('AuditLog fails closed', () => {
     const reopened = await AuditLog.open({ path, clock: new FakeClock() });
     assert.equal(reopened.head.seq, 2, 'the torn half line was cut and audit.recovered appended');
     assert.equal((await reopened.tail(1))[0]!.action, 'audit.recovered');
+  });
+
+  test('one handle serves every commit; after a failed one the next commit opens a new handle', async (t) => {
+    const { log, path, io } = await openLog(t);
+    for (let i = 0; i < 5; i++) await log.append(input(i));
+    assert.equal(io.opens, 1);
+    assert.equal(io.syncs, 5);
+    io.faults.push('sync');
+    await assert.rejects(log.append(input(5)), (err) => isAppError(err, 'AUDIT_WRITE_FAILED'));
+    assert.equal((await log.append(input(6))).seq, 6);
+    assert.equal(io.opens, 2, 'reopened once after the failure');
+    assert.deepEqual(await verifyAuditLog(path), { ok: true, entries: 6, head: log.head });
   });
 
   test('an append after close is refused', async (t) => {
