@@ -53,7 +53,16 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
   config.certificates.forEach((c, i) =>
     createTargets(c.deploy, { allowedDirs: config.deploy.allowedDirs, field: `certificates[${i}].deploy` }),
   );
-  const services = await openServices(config, clock, logger);
+  // The audit chain is verified once the daemon listens (verifyChain below): on a long log it was most
+  // of the start-up. Until then appends chain onto the last entry, which open did check.
+  const services = await openServices(config, clock, logger, { deferAuditVerification: true });
+  /** Not ready while the audit log refuses appends: every audited operation would be refused. */
+  const notReadyReason = () => {
+    const refusal = services.audit.refusal;
+    return refusal === undefined
+      ? undefined
+      : `the audit log refuses appends (${refusal.code}): ${refusal.message}`;
+  };
   let acme: AcmeService | undefined;
   try {
     if (!isInitializedStore(services.store)) throw notInitialized(config.dataDir);
@@ -160,7 +169,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
               cas: unsealed.cas,
             }),
         isSealed: () => sealer === undefined,
-        notReadyReason: () => undefined,
+        notReadyReason,
       },
       {
         logger,
@@ -190,7 +199,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
               version: VERSION,
               ...(unsealed === undefined ? {} : { cas: unsealed.cas }),
               isSealed: () => sealer === undefined,
-              notReadyReason: () => undefined,
+              notReadyReason,
             },
             { logger },
           );
@@ -244,6 +253,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
       0o644,
     );
     logger.info({ url, sealed: sealer === undefined, dataDir: config.dataDir }, 'keywright listening');
+    void services.audit.verifyChain(); // logs and refuses appends (and /readyz) itself on a break
     let stopping: Promise<void> | undefined;
     return {
       url,

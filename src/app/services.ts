@@ -29,11 +29,29 @@ export interface Services {
   close(): Promise<void>;
 }
 
-export async function openServices(config: Config, clock: Clock, logger: Logger): Promise<Services> {
+export interface OpenServicesOptions {
+  /**
+   * Verify the audit chain after start-up (the daemon calls audit.verifyChain() once it listens) instead
+   * of before open returns; offline commands keep the default, verifying at open.
+   */
+  readonly deferAuditVerification?: boolean;
+}
+
+export async function openServices(
+  config: Config,
+  clock: Clock,
+  logger: Logger,
+  options: OpenServicesOptions = {},
+): Promise<Services> {
   const store = await openLowdbStore({ dataDir: config.dataDir, clock, logger });
   let audit: AuditLog;
   try {
-    audit = await AuditLog.open({ path: appPaths(config.dataDir).auditLog, clock, logger });
+    audit = await AuditLog.open({
+      path: appPaths(config.dataDir).auditLog,
+      clock,
+      logger,
+      deferVerification: options.deferAuditVerification === true,
+    });
   } catch (err) {
     await store.close();
     throw err;

@@ -7,11 +7,11 @@ import { fsyncDir } from '../core/fs-durable.js';
 import type { Logger } from '../core/logger.js';
 import { silentLogger } from '../core/logger.js';
 import type { AuditEntry, AuditHead, AuditInput, AuditOutcome } from './entry.js';
-import { AUDIT_OUTCOMES, sealEntry, serializeEntry, validateAuditInput } from './entry.js';
+import { AUDIT_OUTCOMES, GENESIS_HASH, sealEntry, serializeEntry, validateAuditInput } from './entry.js';
 import type { AuditAppendHandle, AuditFileIo } from './io.js';
 import { nodeAuditIo } from './io.js';
-import { readLogLines } from './lines.js';
-import { scanChain } from './verify.js';
+import { readLastLine, readLogLines } from './lines.js';
+import { checkEntryLine, scanChain, type AuditVerifyFailure, type ChainScan } from './verify.js';
 
 /** What other modules depend on to record events; AuditLog implements it. */
 export interface AuditRecorder {
@@ -27,6 +27,12 @@ export interface AuditLogOptions {
   readonly io?: AuditFileIo;
   /** Recent entries kept in memory so tail() and query() rarely read the file; default 10 000. */
   readonly recentEntries?: number;
+  /**
+   * Open checks only the last entry (the head new entries chain onto) and leaves the rest of the chain
+   * to verifyChain(), which the daemon runs once it is up: verifying a long log took most of a start.
+   * A torn last line still makes open verify and repair at once. Default false: open verifies it all.
+   */
+  readonly deferVerification?: boolean;
 }
 
 export interface AuditQuery {
@@ -84,6 +90,10 @@ export class AuditLog implements AuditRecorder {
   #broken: AuditError | undefined;
   /** Kept open between commits; dropped (and reopened by the next commit) after any failure. */
   #handle: AuditAppendHandle | undefined;
+  /** The head and size open trusted without verifying the chain before them (deferVerification). */
+  #unverified: { readonly head: AuditHead; readonly bytes: number } | undefined;
+  #verification: Promise<AuditError | undefined> | undefined;
+  readonly #stopVerification = new AbortController();
   #closed = false;
   #stats = { appended: 0, batches: 0, failedBatches: 0 };
 
@@ -98,12 +108,22 @@ export class AuditLog implements AuditRecorder {
   }
 
   /**
-   * Opens (creating it 0600 if absent) and verifies the whole chain. A torn last line is cut off durably
-   * and an `audit.recovered` entry records it; any other break throws AuditError AUDIT_INTEGRITY.
+   * Opens (creating it 0600 if absent) and verifies the whole chain (or, with deferVerification, its
+   * last entry only: see verifyChain). A torn last line is cut off durably and an `audit.recovered`
+   * entry records it; any other break throws AuditError AUDIT_INTEGRITY.
    */
   static async open(options: AuditLogOptions): Promise<AuditLog> {
     const { path } = options;
     await createIfAbsent(path);
+    if (options.deferVerification === true) {
+      const head = await headFromLastLine(path);
+      if (head !== undefined) {
+        const log = new AuditLog(options, head.head, head.bytes);
+        if (head.bytes > 0) log.#unverified = head;
+        return log;
+      }
+      // No whole entry at the end: a torn tail to repair, or damage to report, both as below.
+    }
     const recent: AuditEntry[] = [];
     const cap = recentCapacity(options);
     let scan;
@@ -120,12 +140,7 @@ export class AuditLog implements AuditRecorder {
     const { result } = scan;
     if (result.ok) return log;
     if (result.problem !== 'truncated' || scan.problemRange === undefined) {
-      throw new AuditError(
-        'AUDIT_INTEGRITY',
-        `audit log ${path}, line ${result.line}: ${result.problem}: ${result.message}. ` +
-          'Refusing to start on a broken audit log: keep a copy for investigation, then restore the log from a backup.',
-        { details: { path, line: result.line, seq: result.seq, problem: result.problem } },
-      );
+      throw brokenChain(path, result, 'Refusing to start on a broken audit log');
     }
     const cutBytes = scan.problemRange.end - scan.problemRange.start;
     await cutTornTail(path, scan.problemRange.start);
@@ -149,6 +164,75 @@ export class AuditLog implements AuditRecorder {
 
   get stats(): AuditStats {
     return { ...this.#stats };
+  }
+
+  /**
+   * Why every append is refused until a restart: a broken chain (found by verifyChain), a file changed
+   * on disk outside keywright, or a failed write that could not be cut back off. Undefined while
+   * appends work (a single failed write that was rolled back does not count: the next may succeed).
+   */
+  get refusal(): AuditError | undefined {
+    return this.#broken;
+  }
+
+  /**
+   * Verifies the chain up to the head open trusted (deferVerification), in the background: the file is
+   * read in 64 KiB steps, each a few milliseconds of hashing. On a break, every later append is refused
+   * with AUDIT_INTEGRITY, the same code, line and problem open would have refused to start with.
+   * Resolves with that error, or undefined when the chain is whole (at once if open verified it);
+   * never rejects. Entries appended meanwhile chain onto the head and are not read again.
+   */
+  verifyChain(): Promise<AuditError | undefined> {
+    this.#verification ??= this.#verifyDeferred();
+    return this.#verification;
+  }
+
+  async #verifyDeferred(): Promise<AuditError | undefined> {
+    const trusted = this.#unverified;
+    if (trusted === undefined) return undefined;
+    const older: AuditEntry[] = [];
+    let scan: ChainScan;
+    try {
+      scan = await scanChain(
+        this.path,
+        (entry) => {
+          older.push(entry);
+          if (older.length > this.#recentCap * 2) older.splice(0, older.length - this.#recentCap);
+        },
+        { limit: trusted.bytes, signal: this.#stopVerification.signal },
+      );
+    } catch (cause) {
+      if (this.#stopVerification.signal.aborted) return undefined; // closed meanwhile
+      return this.#refuseFromNowOn(ioError(this.path, 'verifying', cause));
+    }
+    const { result } = scan;
+    if (!result.ok) return this.#refuseFromNowOn(brokenChain(this.path, result, 'Refusing appends'));
+    if (scan.head.hash !== trusted.head.hash || scan.verifiedBytes !== trusted.bytes) {
+      return this.#refuseFromNowOn(
+        new AuditError(
+          'AUDIT_INTEGRITY',
+          `audit log ${this.path} changed on disk outside keywright since it was opened ` +
+            `(its chain now ends at seq ${scan.head.seq}, not ${trusted.head.seq}); refusing appends: restart the daemon to verify it`,
+          { details: { path: this.path, seq: scan.head.seq, expected: trusted.head.seq } },
+        ),
+      );
+    }
+    this.#unverified = undefined;
+    // The ring so far holds only entries appended since open: put the verified ones before them.
+    this.#recent = [...older.slice(-this.#recentCap), ...this.#recent];
+    if (this.#recent.length > this.#recentCap * 2)
+      this.#recent.splice(0, this.#recent.length - this.#recentCap);
+    this.#logger.info({ path: this.path, entries: result.entries }, 'audit log chain verified');
+    return undefined;
+  }
+
+  #refuseFromNowOn(error: AuditError): AuditError {
+    this.#broken ??= error;
+    this.#logger.error(
+      { path: this.path, code: error.code, ...error.details },
+      `${error.message} (found after start-up; every operation that must be audited is refused)`,
+    );
+    return error;
   }
 
   async append(input: AuditInput): Promise<AuditEntry> {
@@ -186,7 +270,8 @@ export class AuditLog implements AuditRecorder {
     const match = compileQuery(q);
     const start = startFilter(q);
     const first = this.#recent[0];
-    const ringIsWhole = first === undefined || first.seq === 1;
+    // An empty ring is whole only for an empty log: after a deferred open it starts empty.
+    const ringIsWhole = (first?.seq ?? this.#head.seq + 1) === 1;
     if (start !== undefined) {
       const ringCovers = ringIsWhole || (first !== undefined && start.beforeRing(first));
       const source = ringCovers ? this.#recent : this.#scanFile();
@@ -207,10 +292,12 @@ export class AuditLog implements AuditRecorder {
     return window;
   }
 
-  /** Waits for queued appends, then refuses new ones. */
+  /** Waits for queued appends, then refuses new ones; stops a verification still running. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#stopVerification.abort();
     await this.#draining;
+    await this.#verification;
     await this.#dropHandle();
   }
 
@@ -374,6 +461,32 @@ async function cutTornTail(path: string, length: number): Promise<void> {
   } catch (cause) {
     throw ioError(path, 'repairing', cause);
   }
+}
+
+/**
+ * Head and size from the last line alone, when it is a whole entry that checks out on its own; undefined
+ * when it is not (torn or damaged), for open's full scan to repair or report.
+ */
+async function headFromLastLine(path: string): Promise<{ head: AuditHead; bytes: number } | undefined> {
+  let tail;
+  try {
+    tail = await readLastLine(path);
+  } catch (cause) {
+    throw ioError(path, 'reading', cause);
+  }
+  if (tail.last === undefined) return { head: { seq: 0, hash: GENESIS_HASH }, bytes: 0 };
+  const checked = checkEntryLine(tail.last);
+  if (!checked.ok) return undefined;
+  return { head: { seq: checked.entry.seq, hash: checked.entry.hash }, bytes: tail.size };
+}
+
+function brokenChain(path: string, result: AuditVerifyFailure, refusing: string): AuditError {
+  return new AuditError(
+    'AUDIT_INTEGRITY',
+    `audit log ${path}, line ${result.line}: ${result.problem}: ${result.message}. ` +
+      `${refusing}: keep a copy for investigation, then restore the log from a backup.`,
+    { details: { path, line: result.line, seq: result.seq, problem: result.problem } },
+  );
 }
 
 function ioError(path: string, doing: string, cause: unknown): AuditError {

@@ -78,3 +78,50 @@ async function* splitLines(path: string, limit: number | undefined): AsyncGenera
     await fh.close();
   }
 }
+
+/** The final line of a file and the file's size; `last` is undefined for an empty file. */
+export interface LastLine {
+  readonly size: number;
+  readonly last: Omit<LogLine, 'line'> | undefined;
+}
+
+/**
+ * Reads only the final line, backwards from the end in CHUNK-sized reads: what `open` needs to find the
+ * head without reading the whole log (its line number is unknown, so it has none).
+ */
+export async function readLastLine(path: string): Promise<LastLine> {
+  const fh = await open(path, 'r');
+  try {
+    const size = (await fh.stat()).size;
+    if (size === 0) return { size, last: undefined };
+    const chunk = Buffer.allocUnsafe(CHUNK);
+    const parts: Buffer[] = [];
+    let terminated: boolean | undefined;
+    let pos = size;
+    let start = 0;
+    for (;;) {
+      const from = Math.max(0, pos - CHUNK);
+      const want = pos - from;
+      const { bytesRead } = await fh.read(chunk, 0, want, from);
+      if (bytesRead !== want) throw new Error(`${path} shrank while its last line was read`);
+      let until = bytesRead; // exclusive end of this chunk's part of the line
+      if (terminated === undefined) {
+        terminated = chunk[bytesRead - 1] === 0x0a;
+        if (terminated) until -= 1;
+      }
+      const nl = until === 0 ? -1 : chunk.subarray(0, until).lastIndexOf(0x0a);
+      if (nl !== -1) {
+        parts.unshift(Buffer.from(chunk.subarray(nl + 1, until)));
+        start = from + nl + 1;
+        break;
+      }
+      parts.unshift(Buffer.from(chunk.subarray(0, until)));
+      if (from === 0) break;
+      pos = from;
+    }
+    const text = Buffer.concat(parts).toString('utf8');
+    return { size, last: { start, end: size, text, terminated, last: true } };
+  } finally {
+    await fh.close();
+  }
+}

@@ -4,8 +4,9 @@ import type { LogLine } from './lines.js';
 import { readLogLines } from './lines.js';
 
 /**
- * The chain verifier, shared by `verifyAuditLog` (read-only, for `keywright audit verify`) and
- * `AuditLog.open` (which repairs a torn tail and refuses anything else). It reports the FIRST line at
+ * The chain verifier, shared by `verifyAuditLog` (read-only, for `keywright audit verify`),
+ * `AuditLog.open` (which repairs a torn tail and refuses anything else) and `AuditLog.verifyChain` (the
+ * same check run after start-up, when open was told to defer it). It reports the FIRST line at
  * which the chain cannot be continued, classified as:
  * - edited: the entry's content does not match its own hash, its bytes are not the serialization of its
  *   content, or its `prev` names no entry (the entry before it was rewritten with a recomputed hash);
@@ -46,14 +47,26 @@ export async function verifyAuditLog(path: string): Promise<AuditVerifyResult> {
   return (await scanChain(path)).result;
 }
 
+export interface ScanOptions {
+  /** Stop at this byte offset (the acknowledged size), so appends made meanwhile are not read. */
+  readonly limit?: number;
+  /** Checked before each line: an aborted scan rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
+}
+
 /** Walks the chain; `onEntry` sees each verified entry in order (used to fill the recent-entries ring). */
-export async function scanChain(path: string, onEntry?: (entry: AuditEntry) => void): Promise<ChainScan> {
+export async function scanChain(
+  path: string,
+  onEntry?: (entry: AuditEntry) => void,
+  options: ScanOptions = {},
+): Promise<ChainScan> {
   let head: AuditHead = { seq: 0, hash: GENESIS_HASH };
   let entries = 0;
   let verifiedBytes = 0;
-  const lines = readLogLines(path)[Symbol.asyncIterator]();
+  const lines = readLogLines(path, options.limit)[Symbol.asyncIterator]();
   try {
     for (;;) {
+      options.signal?.throwIfAborted();
       const next = await lines.next();
       if (next.done === true) break;
       const l = next.value;
@@ -64,34 +77,9 @@ export async function scanChain(path: string, onEntry?: (entry: AuditEntry) => v
         problemRange: { start: l.start, end: l.end },
       });
 
-      if (!l.terminated)
-        return failed('truncated', readSeq(l.text), 'the last line has no newline: an append was cut short');
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(l.text);
-      } catch {
-        return l.last
-          ? failed('truncated', null, 'the last line is not JSON: an append was cut short')
-          : failed('malformed', null, 'the line is not JSON');
-      }
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-        return failed('malformed', null, 'the line is not a JSON object');
-      }
-      const obj = parsed as Record<string, unknown>;
-      const seq = Number.isSafeInteger(obj.seq) ? (obj.seq as number) : null;
-      if (typeof obj.hash !== 'string') return failed('malformed', seq, 'the entry has no hash');
-      if (entryHash(obj) !== obj.hash)
-        return failed('edited', seq, 'the entry does not match its own hash: its content was changed');
-      const shape = entryShapeProblem(obj);
-      if (shape !== undefined) return failed('malformed', seq, `not an audit entry: ${shape}`);
-      const entry = obj as unknown as AuditEntry;
-      if (serializeEntry(entry) !== `${l.text}\n`) {
-        return failed(
-          'edited',
-          entry.seq,
-          'the line is not byte-for-byte what was written (spacing, member order or duplicate members changed)',
-        );
-      }
+      const checked = checkEntryLine(l);
+      if (!checked.ok) return failed(checked.problem, checked.seq, checked.message);
+      const { entry } = checked;
 
       const expected = head.seq + 1;
       if (entry.seq <= head.seq) {
@@ -138,6 +126,58 @@ export async function scanChain(path: string, onEntry?: (entry: AuditEntry) => v
     await lines.return?.(undefined);
   }
   return { result: { ok: true, entries, head }, head, verifiedBytes };
+}
+
+export type CheckedLine =
+  | { readonly ok: true; readonly entry: AuditEntry }
+  | {
+      readonly ok: false;
+      readonly problem: AuditProblem;
+      readonly seq: number | null;
+      readonly message: string;
+    };
+
+/**
+ * The checks one line must pass on its own, whatever is around it: a whole line, JSON, an entry whose
+ * hash matches its content, written byte for byte as keywright writes it. The chain links are checked
+ * by the caller.
+ */
+export function checkEntryLine(l: Pick<LogLine, 'text' | 'terminated' | 'last'>): CheckedLine {
+  const failed = (problem: AuditProblem, seq: number | null, message: string): CheckedLine => ({
+    ok: false,
+    problem,
+    seq,
+    message,
+  });
+  if (!l.terminated)
+    return failed('truncated', readSeq(l.text), 'the last line has no newline: an append was cut short');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(l.text);
+  } catch {
+    return l.last
+      ? failed('truncated', null, 'the last line is not JSON: an append was cut short')
+      : failed('malformed', null, 'the line is not JSON');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    return failed('malformed', null, 'the line is not a JSON object');
+  }
+  const obj = parsed as Record<string, unknown>;
+  const seq = Number.isSafeInteger(obj.seq) ? (obj.seq as number) : null;
+  if (typeof obj.hash !== 'string') return failed('malformed', seq, 'the entry has no hash');
+  if (entryHash(obj) !== obj.hash)
+    return failed('edited', seq, 'the entry does not match its own hash: its content was changed');
+  const shape = entryShapeProblem(obj);
+  if (shape !== undefined) return failed('malformed', seq, `not an audit entry: ${shape}`);
+  const entry = obj as unknown as AuditEntry;
+  if (serializeEntry(entry) !== `${l.text}\n`) {
+    return failed(
+      'edited',
+      entry.seq,
+      'the line is not byte-for-byte what was written (spacing, member order or duplicate members changed)',
+    );
+  }
+  return { ok: true, entry };
 }
 
 function readSeq(text: string): number | null {

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FakeClock } from '../../../src/core/clock.js';
 import { isAppError } from '../../../src/core/errors.js';
@@ -318,6 +318,120 @@ describe('AuditLog.open on real files', () => {
     const log = await AuditLog.open({ path, clock: new FakeClock() });
     assert.equal(log.head.seq, 0);
     assert.equal((await stat(path)).mode & 0o777, 0o600);
+  });
+});
+
+describe('AuditLog.open with deferVerification, then verifyChain', () => {
+  const rec = { actor: 'system', action: 'cert.issue', subject: 'cert:x', outcome: 'success' } as const;
+  const openDeferred = (path: string) =>
+    AuditLog.open({ path, clock: new FakeClock(), deferVerification: true });
+
+  test('open takes the head from the last line; tail and query read the file until verifyChain fills memory', async (t) => {
+    const { path, entries } = await writeLog(t);
+    const log = await openDeferred(path);
+    assert.deepEqual(log.head, { seq: N, hash: entries.at(-1)!.hash });
+    assert.deepEqual(
+      (await log.tail(3)).map((e) => e.seq),
+      [N - 2, N - 1, N],
+      'entries before open come from the file',
+    );
+    const next = await log.append(rec);
+    assert.equal(next.seq, N + 1);
+    assert.equal(next.prev, entries.at(-1)!.hash);
+    assert.deepEqual(
+      (await log.query({ afterSeq: 0, limit: 100 })).map((e) => e.seq),
+      Array.from({ length: N + 1 }, (_, i) => i + 1),
+    );
+    assert.equal(await log.verifyChain(), undefined);
+    assert.equal(log.refusal, undefined);
+    // verified entries joined the in-memory ring: the whole log is served without the file
+    await rename(path, `${path}.away`);
+    assert.deepEqual(
+      (await log.tail(N + 1)).map((e) => e.seq),
+      Array.from({ length: N + 1 }, (_, i) => i + 1),
+    );
+    await rename(`${path}.away`, path);
+    assert.equal((await log.append(rec)).seq, N + 2);
+    assert.equal((await verifyAuditLog(path)).ok, true);
+    await log.close();
+  });
+
+  test('a log edited in the middle opens, then verifyChain refuses every append with the error open would give', async (t) => {
+    const { path, lines } = await writeLog(t);
+    const copy = [...lines];
+    copy[6] = copy[6]!.replace('cert:web-7', 'cert:web-8');
+    await save(path, copy);
+    const atOpen = await AuditLog.open({ path, clock: new FakeClock() }).then(
+      () => assert.fail('a full open must refuse it'),
+      (err: unknown) => err,
+    );
+    const log = await openDeferred(path);
+    assert.equal(log.head.seq, N);
+    const found = await log.verifyChain();
+    assert.ok(isAppError(found, 'AUDIT_INTEGRITY'), String(found));
+    assert.ok(isAppError(atOpen, 'AUDIT_INTEGRITY'));
+    assert.deepEqual(found.details, atOpen.details, 'same line, seq and problem as open reports');
+    assert.equal(found.details.line, 7);
+    assert.equal(found.details.problem, 'edited');
+    assert.equal(log.refusal, found);
+    const before = await readFile(path);
+    await assert.rejects(log.append(rec), (err) => err === found);
+    assert.equal(log.head.seq, N);
+    assert.deepEqual(await readFile(path), before, 'nothing more was written');
+    assert.equal(await log.verifyChain(), found, 'the result is kept');
+    await log.close();
+  });
+
+  test('a torn tail is repaired at open as without deferVerification; verifyChain has nothing left to do', async (t) => {
+    const { path, lines, entries } = await writeLog(t);
+    await appendFile(path, lines[0]!.slice(0, 30));
+    const log = await openDeferred(path);
+    const [recovered] = await log.tail(1);
+    assert.equal(recovered!.action, 'audit.recovered');
+    assert.equal(recovered!.details!.line, N + 1);
+    assert.equal(recovered!.prev, entries.at(-1)!.hash);
+    assert.equal(await log.verifyChain(), undefined);
+    assert.equal((await verifyAuditLog(path)).ok, true);
+  });
+
+  test('a damaged last entry is refused at open, naming its line', async (t) => {
+    const { path, lines } = await writeLog(t);
+    const copy = [...lines];
+    copy[N - 1] = copy[N - 1]!.replace(`cert:web-${N}`, 'cert:forged');
+    await save(path, copy);
+    await assert.rejects(
+      openDeferred(path),
+      (err) => isAppError(err, 'AUDIT_INTEGRITY') && err.details.line === N && /line 12/.test(err.message),
+    );
+  });
+
+  test('entries cut off the end after open: the chain left is whole, but not the one open trusted', async (t) => {
+    const { path, lines } = await writeLog(t);
+    const log = await openDeferred(path);
+    await truncate(path, Buffer.byteLength(lines.slice(0, N - 2).join('\n') + '\n'));
+    assert.equal((await verifyAuditLog(path)).ok, true, 'the file alone cannot show it');
+    const found = await log.verifyChain();
+    assert.ok(isAppError(found, 'AUDIT_INTEGRITY'));
+    assert.match(found.message, /changed on disk/);
+    await assert.rejects(log.append(rec), (err) => isAppError(err, 'AUDIT_INTEGRITY'));
+  });
+
+  test('an empty log needs no verification; close stops one that is still running', async (t) => {
+    const empty = await openDeferred(join(await tempDir(t), 'audit.log'));
+    assert.equal(empty.head.seq, 0);
+    assert.equal(await empty.verifyChain(), undefined);
+    assert.equal((await empty.append(rec)).seq, 1);
+    await empty.close();
+
+    const path = join(await tempDir(t), 'audit.log');
+    const writer = await AuditLog.open({ path, clock: new FakeClock() });
+    await Promise.all(Array.from({ length: 2000 }, () => writer.append(rec))); // two group commits
+    await writer.close();
+    const log = await openDeferred(path);
+    const verifying = log.verifyChain();
+    await log.close();
+    assert.equal(await verifying, undefined);
+    assert.equal(log.refusal, undefined, 'a stopped verification refuses nothing');
   });
 });
 

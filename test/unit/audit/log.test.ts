@@ -181,6 +181,7 @@ describe('AuditLog fails closed', () => {
       log.append(input(2)),
       (err) => isAppError(err, 'AUDIT_WRITE_FAILED') && /restart/.test(err.message),
     );
+    assert.ok(isAppError(log.refusal, 'AUDIT_WRITE_FAILED'), 'refused for good, and says so');
     assert.equal(log.head.seq, 1);
     const reopened = await AuditLog.open({ path, clock: new FakeClock() });
     assert.equal(reopened.head.seq, 2, 'the torn half line was cut and audit.recovered appended');
@@ -196,6 +197,7 @@ describe('AuditLog fails closed', () => {
     await assert.rejects(log.append(input(5)), (err) => isAppError(err, 'AUDIT_WRITE_FAILED'));
     assert.equal((await log.append(input(6))).seq, 6);
     assert.equal(io.opens, 2, 'reopened once after the failure');
+    assert.equal(log.refusal, undefined, 'a failure that was rolled back refuses nothing for good');
     assert.deepEqual(await verifyAuditLog(path), { ok: true, entries: 6, head: log.head });
   });
 
