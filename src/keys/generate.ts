@@ -8,7 +8,6 @@ import type { KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { KeyError } from '../core/errors.js';
 import { KEY_SPECS } from '../pki/key-spec.js';
-import { pkcs8FromJwk } from '../pki/key-der.js';
 import type { KeyType } from '../pki/key-spec.js';
 
 const generateKeyPairAsync = promisify(generateKeyPairCb);
@@ -89,8 +88,9 @@ export function exportPkcs8Der(key: KeyObject): Buffer {
       details: { keyKind: key.type },
     });
   }
-  const fast = key.asymmetricKeyType === 'rsa' ? undefined : pkcs8FromJwk(key.export({ format: 'jwk' }));
-  return fast ?? key.export({ type: 'pkcs8', format: 'der' });
+  // Not through the JWK (cheaper, see pki/key-der.ts): that would put the private scalar in a JS string
+  // nobody can wipe, where this Buffer is wiped by the caller.
+  return key.export({ type: 'pkcs8', format: 'der' });
 }
 
 const PEM_BEGIN = '-----BEGIN ';

@@ -1,12 +1,12 @@
 /**
- * SubjectPublicKeyInfo (RFC 5280 §4.1.2.7) and PKCS#8 (RFC 5208) encodings of EC and Edwards/Montgomery
- * keys, built from their JWK. OpenSSL 3's encoders cost 90–200 µs per key here, the JWK export 9 µs;
- * issuance encodes every new key twice (certificate, sealed copy), so this is most of a key's cost.
- * The output is byte for byte what node:crypto exports (a unit test holds it to that).
- * RSA and anything unknown give undefined: callers fall back to KeyObject.export.
+ * SubjectPublicKeyInfo (RFC 5280 §4.1.2.7) of EC and Edwards/Montgomery public keys, built from their
+ * JWK: OpenSSL 3's SPKI encoder costs ~200 µs per key here, the JWK export 9 µs, and every issuance
+ * encodes its subject's key. The output is byte for byte what node:crypto exports (a unit test holds it
+ * to that). RSA and anything unknown give undefined: callers fall back to KeyObject.export.
+ * (Private keys stay on KeyObject.export: a JWK would put the private scalar in an unwipeable string.)
  */
 import type { JsonWebKey } from 'node:crypto';
-import { bitString, integer, octetString, oid, sequence, contextConstructed } from './der.js';
+import { bitString, oid, sequence } from './der.js';
 import { OID } from './oids.js';
 
 const EC_CURVES: Readonly<Record<string, { readonly oid: string; readonly size: number }>> = {
@@ -40,25 +40,6 @@ export function spkiFromJwk(jwk: JsonWebKey): Buffer | undefined {
     const x = bytes(jwk.x, 32);
     if (!algorithm || !x) return undefined;
     return sequence(sequence(oid(algorithm)), bitString(x));
-  }
-  return undefined;
-}
-
-/** PKCS#8 of a private JWK; EC keys hold an RFC 5915 ECPrivateKey with the public point, as OpenSSL writes. */
-export function pkcs8FromJwk(jwk: JsonWebKey): Buffer | undefined {
-  if (jwk.kty === 'EC') {
-    const curve = jwk.crv === undefined ? undefined : EC_CURVES[jwk.crv];
-    const d = curve && bytes(jwk.d, curve.size);
-    const point = curve && ecPoint(jwk, curve.size);
-    if (!curve || !d || !point) return undefined;
-    const ecPrivateKey = sequence(integer(1), octetString(d), contextConstructed(1, [bitString(point)]));
-    return sequence(integer(0), sequence(oid(OID.ecPublicKey), oid(curve.oid)), octetString(ecPrivateKey));
-  }
-  if (jwk.kty === 'OKP') {
-    const algorithm = jwk.crv === undefined ? undefined : OKP_CURVES[jwk.crv];
-    const d = bytes(jwk.d, 32);
-    if (!algorithm || !d) return undefined;
-    return sequence(integer(0), sequence(oid(algorithm)), octetString(octetString(d)));
   }
   return undefined;
 }

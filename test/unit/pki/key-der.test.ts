@@ -1,7 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { pkcs8FromJwk, spkiFromJwk } from '../../../src/pki/key-der.js';
+import { spkiFromJwk } from '../../../src/pki/key-der.js';
+import { describeKey } from '../../../src/pki/algorithms.js';
 
 const makers: Record<string, () => { privateKey: KeyObject; publicKey: KeyObject }> = {
   'P-256': () => generateKeyPairSync('ec', { namedCurve: 'P-256' }),
@@ -10,18 +11,14 @@ const makers: Record<string, () => { privateKey: KeyObject; publicKey: KeyObject
   X25519: () => generateKeyPairSync('x25519'),
 };
 
-describe('SPKI and PKCS#8 from a JWK', () => {
+describe('SPKI from a JWK', () => {
   for (const [name, make] of Object.entries(makers)) {
     test(`${name}: byte for byte what node:crypto (OpenSSL) exports, over 200 keys`, () => {
       for (let i = 0; i < 200; i++) {
-        const { privateKey, publicKey } = make();
+        const { publicKey } = make();
         assert.deepEqual(
           spkiFromJwk(publicKey.export({ format: 'jwk' })),
           publicKey.export({ type: 'spki', format: 'der' }),
-        );
-        assert.deepEqual(
-          pkcs8FromJwk(privateKey.export({ format: 'jwk' })),
-          privateKey.export({ type: 'pkcs8', format: 'der' }),
         );
       }
     });
@@ -30,10 +27,31 @@ describe('SPKI and PKCS#8 from a JWK', () => {
   test('RSA, unknown curves and malformed members fall back (undefined)', () => {
     const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 });
     assert.equal(spkiFromJwk(rsa.publicKey.export({ format: 'jwk' })), undefined);
-    assert.equal(pkcs8FromJwk(rsa.privateKey.export({ format: 'jwk' })), undefined);
     const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
     assert.equal(spkiFromJwk({ ...ec, crv: 'secp256k1' }), undefined);
-    assert.equal(pkcs8FromJwk({ ...ec, d: ec.d!.slice(2) }), undefined, 'a short scalar');
+    assert.equal(spkiFromJwk({ ...ec, x: ec.x!.slice(2) }), undefined, 'a short coordinate');
     assert.equal(spkiFromJwk({ kty: 'EC', crv: 'P-256', x: ec.x! }), undefined, 'no y');
+  });
+});
+
+describe('describeKey', () => {
+  test('EC public keys: the curve from the JWK; curves a JWK cannot name fall back to OpenSSL', () => {
+    const pub = (namedCurve: string) => generateKeyPairSync('ec', { namedCurve }).publicKey;
+    assert.deepEqual(describeKey(pub('P-256')), {
+      family: 'ec',
+      curve: 'P-256',
+      certKeyType: 'ec-p256',
+      label: 'ec-p256',
+    });
+    assert.equal(describeKey(pub('P-384')).certKeyType, 'ec-p384');
+    assert.deepEqual(describeKey(pub('secp256k1')), {
+      family: 'ec',
+      curve: 'secp256k1',
+      label: 'ec-secp256k1',
+    });
+    assert.equal(describeKey(pub('brainpoolP256r1')).label, 'ec-brainpoolP256r1');
+    // a private key is described without a JWK (its scalar would land in a string)
+    const priv = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+    assert.equal(describeKey(priv).certKeyType, 'ec-p256');
   });
 });
