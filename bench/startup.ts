@@ -12,8 +12,9 @@
  *      1k to 10k. Baselines in the same run: a bare `node -e` HTTP server (node's own start-up floor) and
  *      the same serve on an empty (just initialized) data dir.
  *   2. A fresh checkout: `git clone` of the committed HEAD, `npm ci` (which builds, through `prepare`),
- *      then `npm start -- --listen 127.0.0.1:<free port>` (builds again, `serve --init` prints the admin
- *      token once) until /readyz answers and POST /v1/certificates answers 201.
+ *      then `npm start -- --listen 127.0.0.1:<free port>` (builds only if dist is older than src,
+ *      `serve --init` prints the admin token once) until /readyz answers and POST /v1/certificates
+ *      answers 201.
  *
  * KW_BENCH_CPU_PROF=<dir> writes a CPU profile of every start (where the start-up time goes; it adds overhead).
  * Every process started here is stopped here (SIGTERM, then waited for); only 127.0.0.1 and free ports.
@@ -508,7 +509,8 @@ async function freshCheckout(root: string, i: number): Promise<CheckoutFigures |
       const info = JSON.parse(await readFile(join(dataDir, 'daemon.json'), 'utf8')) as { pid: number };
       daemonPid = info.pid;
       const mem = await memoryOf(daemonPid);
-      const buildS = ((await newestMtime(join(dir, 'dist'))) - wallStart) / 1000;
+      // 0 when npm start found dist up to date (built by npm ci's prepare) and built nothing
+      const buildS = Math.max(0, ((await newestMtime(join(dir, 'dist'))) - wallStart) / 1000);
       return { cloneS, npmCiS: ci.seconds, buildS, initS, readyS, firstCertS, daemonRssMiB: mem.rss };
     } finally {
       await stop(proc, true);
@@ -625,7 +627,7 @@ function render(
           [
             ['git clone -q (local, committed HEAD)', cell(checkout.cloneS)],
             ['npm ci --prefer-offline (incl. prepare = tsc build)', cell(checkout.npmCiS)],
-            ['npm start → its tsc build done (newest dist file)', cell(checkout.buildS)],
+            ['npm start → its tsc build done (newest dist file; 0 = none)', cell(checkout.buildS)],
             ['npm start → admin token printed (build + init)', cell(checkout.initS)],
             ['npm start → GET /readyz 200', cell(checkout.readyS)],
             ['npm start → POST /v1/certificates 201', cell(checkout.firstCertS)],
