@@ -177,7 +177,7 @@ export class AuditLog implements AuditRecorder {
 
   /**
    * Verifies the chain up to the head open trusted (deferVerification), in the background: the file is
-   * read in 64 KiB steps, each a few milliseconds of hashing. On a break, every later append is refused
+   * read in 64 KiB steps, each about 10 ms of hashing. On a break, every later append is refused
    * with AUDIT_INTEGRITY, the same code, line and problem open would have refused to start with.
    * Resolves with that error, or undefined when the chain is whole (at once if open verified it);
    * never rejects. Entries appended meanwhile chain onto the head and are not read again.
