@@ -89,6 +89,7 @@ export const ERROR_CATALOGUE = {
   API_UNSUPPORTED_MEDIA: entry('invalid', 'The request content type is not supported.'),
   DAEMON_SEALED: entry('unavailable', 'The daemon is sealed: its key-encryption key is not loaded.', true),
   DAEMON_UNREACHABLE: entry('unavailable', 'The daemon could not be reached.', true),
+  DAEMON_NOT_READY: entry('unavailable', 'The daemon runs but cannot serve yet; the detail says why.', true),
   DAEMON_NOT_INITIALIZED: entry(
     'invalid',
     'The data directory has not been initialized: run keywright init.',

@@ -7,10 +7,12 @@ export function healthRoutes(deps: ApiDeps): FastifyPluginAsync {
     const open = { config: { public: true, availableWhenSealed: true } };
     // Liveness: the process answers. Sealed is still alive.
     app.get('/healthz', open, () => ({ status: 'ok', sealed: deps.isSealed() }));
-    // Readiness: the store is open and the KEK is loaded.
+    // Readiness: the store is open, the KEK is loaded and nothing refuses every change (the audit log).
     app.get('/readyz', open, () => {
-      const reason = deps.isSealed() ? 'sealed: the master key is not loaded' : deps.notReadyReason();
-      if (reason !== undefined) throw new ApiError('DAEMON_SEALED', `not ready: ${reason}`);
+      if (deps.isSealed())
+        throw new ApiError('DAEMON_SEALED', 'not ready: sealed: the master key is not loaded');
+      const reason = deps.notReadyReason();
+      if (reason !== undefined) throw new ApiError('DAEMON_NOT_READY', `not ready: ${reason}`);
       return { status: 'ready' };
     });
   };

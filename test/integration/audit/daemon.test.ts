@@ -29,6 +29,7 @@ test('a log edited in the middle: the daemon starts, then refuses audited operat
     ready = await d.call('GET', '/readyz');
   }
   assert.equal(ready.status, 503, ready.text);
+  assert.equal(ready.json.code, 'DAEMON_NOT_READY');
   assert.match(ready.json.detail, /audit log refuses appends \(AUDIT_INTEGRITY\)/);
   assert.match(ready.json.detail, /line 2: edited/);
   assert.equal((await d.call('GET', '/healthz')).status, 200, 'still alive');
