@@ -1,4 +1,4 @@
-import { open, rename, rm, mkdir } from 'node:fs/promises';
+import { open, rename, rm, mkdir, type FileHandle } from 'node:fs/promises';
 import { dirname, basename, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -8,12 +8,17 @@ import { randomBytes } from 'node:crypto';
  * this resolves the new content survives power loss. The one place that does this; everything that
  * persists (store, audit, key files, deploy targets, agent) uses it.
  */
-export async function writeFileDurable(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+export async function writeFileDurable(
+  path: string,
+  data: string | Uint8Array | readonly Uint8Array[],
+  mode = 0o600,
+): Promise<void> {
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   const fh = await open(tmp, 'wx', mode);
   try {
-    await fh.writeFile(data);
+    if (Array.isArray(data)) await writeParts(fh, data as readonly Uint8Array[]);
+    else await fh.writeFile(data as string | Uint8Array);
     await fh.chmod(mode); // the umask may have narrowed or widened the create mode
     await fh.sync();
   } catch (err) {
@@ -30,6 +35,25 @@ export async function writeFileDurable(path: string, data: string | Uint8Array, 
   }
   await fsyncDir(dir);
 }
+
+/**
+ * Writes many buffers in order without concatenating them first: copying a large document into one
+ * buffer blocks the event loop (29 MiB: ~80 ms), where writev runs on the threadpool.
+ */
+async function writeParts(fh: FileHandle, parts: readonly Uint8Array[]): Promise<void> {
+  for (let i = 0; i < parts.length; i += WRITEV_PARTS) {
+    const chunk = parts.slice(i, i + WRITEV_PARTS);
+    const { bytesWritten } = await fh.writev(chunk);
+    const total = chunk.reduce((n, b) => n + b.byteLength, 0);
+    if (bytesWritten === total) continue;
+    // a short write (rare for a regular file): write the rest of this chunk plainly
+    let rest = Buffer.concat(chunk).subarray(bytesWritten);
+    while (rest.length > 0) rest = rest.subarray((await fh.write(rest)).bytesWritten);
+  }
+}
+
+/** Buffers per writev call (IOV_MAX is 1024 on Linux). */
+const WRITEV_PARTS = 1024;
 
 /** fsync a directory so a rename or create inside it is durable. */
 export async function fsyncDir(dir: string): Promise<void> {

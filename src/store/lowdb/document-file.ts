@@ -16,7 +16,11 @@ export type StoreDocument = {
   collections: Collections;
 };
 
-export type DurableWriter = (path: string, data: string | Uint8Array, mode?: number) => Promise<void>;
+export type DurableWriter = (
+  path: string,
+  data: string | Uint8Array | readonly Uint8Array[],
+  mode?: number,
+) => Promise<void>;
 
 /**
  * lowdb's JSONFile pretty-prints, merges only the I/O of concurrent writes and never fsyncs. This adapter
@@ -71,16 +75,24 @@ export class DocumentFile implements Adapter<MigratableDocument> {
 
   /** Writes `doc`, which by then is always a StoreDocument: Low's data is replaced by one at open. */
   async write(doc: MigratableDocument): Promise<void> {
-    await this.writeEncoded(this.encode(doc as StoreDocument));
+    await this.writeEncoded(this.encodeParts(doc as StoreDocument));
   }
 
-  /** Durably replaces the file with bytes `encode` made. */
-  async writeEncoded(bytes: Buffer): Promise<void> {
-    await this.#write(this.path, bytes, 0o600);
+  /** Durably replaces the file with the parts `encodeParts` made, in order. */
+  async writeEncoded(parts: readonly Buffer[]): Promise<void> {
+    await this.#write(this.path, parts, 0o600);
   }
 
   /** The compact JSON of `doc`; records not cached yet are encoded and cached on the way. */
   encode(doc: StoreDocument): Buffer {
+    return Buffer.concat(this.encodeParts(doc));
+  }
+
+  /**
+   * `encode` as the buffers to concatenate, without the copy: a big document is written with writev
+   * instead (joining 29 MiB of parts blocks the event loop ~80 ms).
+   */
+  encodeParts(doc: StoreDocument): Buffer[] {
     const parts: Buffer[] = [Buffer.from(`{"schemaVersion":${doc.schemaVersion},"collections":{`)];
     let firstCollection = true;
     for (const [name, records] of doc.collections) {
@@ -95,7 +107,7 @@ export class DocumentFile implements Adapter<MigratableDocument> {
       parts.push(CLOSE);
     }
     parts.push(CLOSE, CLOSE);
-    return Buffer.concat(parts);
+    return parts;
   }
 
   /**

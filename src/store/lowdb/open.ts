@@ -387,9 +387,9 @@ class StoreJournal {
       const pending = records.values();
       while (this.#file.warm(pending, ENCODE_SLICE_RECORDS) === ENCODE_SLICE_RECORDS) await nextTurn();
     }
-    const encoded = this.#file.encode(doc);
-    await this.#file.writeEncoded(encoded);
-    this.#documentBytes = encoded.length;
+    const parts = this.#file.encodeParts(doc);
+    await this.#file.writeEncoded(parts);
+    this.#documentBytes = parts.reduce((n, part) => n + part.length, 0);
   }
 
   /** After the document is durable: remove deleted blobs' files, forget what is now in files. */

@@ -70,4 +70,16 @@ describe('writeFileDurable', () => {
     assert.equal((await stat(file)).mode & 0o777, 0o600);
     assert.deepEqual(await fsPromises.readdir(root), ['f']);
   });
+
+  test('a list of buffers is written in order, across several writev calls, without being joined first', async (t) => {
+    const root = await tempDir(t);
+    const file = join(root, 'doc');
+    // 3000 parts: more than one writev (1024 buffers each), some empty, some large
+    const parts = Array.from({ length: 3000 }, (_, i) =>
+      Buffer.from(i % 7 === 0 ? '' : i % 500 === 1 ? 'x'.repeat(70_000) : `${i},`),
+    );
+    await writeFileDurable(file, parts, 0o600);
+    assert.deepEqual(await readFile(file), Buffer.concat(parts));
+    assert.deepEqual(await fsPromises.readdir(root), ['doc']);
+  });
 });
