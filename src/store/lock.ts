@@ -15,7 +15,7 @@ export interface DataDirLock {
 
 /**
  * The single-writer lock of a data directory (DESIGN §3): `keywright.lock` holding the owner's pid.
- * The daemon holds it while its store is open; offline commands (init, backup restore) take it too.
+ * The daemon holds it while its store is open; offline commands (init, rotate-kek) take it too.
  *
  * The pid is written to a temp file which is then hard-linked to the lock name: link() fails if the
  * name exists, so creation is exclusive, and the lock never appears without its pid in it. A lock whose

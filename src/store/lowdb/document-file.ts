@@ -170,7 +170,7 @@ export function toStoreDocument(doc: MigratableDocument, file: string): StoreDoc
 export function corrupt(file: string, why: string, cause?: unknown): StoreError {
   return new StoreError(
     'STORE_CORRUPT',
-    `store document ${file} is damaged: ${why}. keywright left it untouched; restore the data directory from a backup (keywright backup restore FILE)`,
+    `store document ${file} is damaged: ${why}. keywright left it untouched; restore the data directory from a backup (with keywright stopped, put the backup copy of the whole directory in its place)`,
     { ...(cause === undefined ? {} : { cause }), details: { file } },
   );
 }
