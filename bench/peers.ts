@@ -43,7 +43,7 @@ interface Plan {
   readonly warmupMs: number;
 }
 const FULL: Plan = { samples: 3, sampleMs: 8000, warmupMs: 2000 };
-const QUICK: Plan = { samples: 1, sampleMs: 3000, warmupMs: 1000 };
+const QUICK: Plan = { samples: 1, sampleMs: 2000, warmupMs: 500 };
 
 // ---------------------------------------------------------------------------------------------------
 // Child: the daemon.

@@ -7,7 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export interface BenchOptions {
-  /** About a minute in all: smallest size only, fewer samples. */
+  /** A smoke run (about two minutes for all six on 2 cores): smallest size only, fewer samples. */
   readonly quick: boolean;
 }
 
