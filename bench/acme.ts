@@ -22,6 +22,7 @@ import type { BenchOptions, BenchResult } from './run.js';
 import { requestJson } from './http.js';
 import { freePort } from '../test/helpers/net.js';
 import { startPebbleIn, type Pebble } from '../test/helpers/pebble.js';
+import { spread, which, type Spread } from './stats.js';
 
 const CONCURRENCY = 8;
 const ACCOUNT = 'pebble';
@@ -86,16 +87,6 @@ async function child(): Promise<void> {
 // ---------------------------------------------------------------------------------------------------
 // Parent: pebble, certbot and the timing.
 
-interface Spread {
-  readonly median: number;
-  readonly min: number;
-  readonly max: number;
-}
-const spread = (v: readonly number[]): Spread => {
-  const s = [...v].sort((a, b) => a - b);
-  return { median: s[Math.floor(s.length / 2)] ?? NaN, min: s[0] ?? NaN, max: s.at(-1) ?? NaN };
-};
-
 /** One sample: N certificates, wall time of the whole and of each. */
 interface Sample {
   readonly totalS: number;
@@ -134,11 +125,6 @@ function sideOf(registerS: number, samples: readonly Sample[]): Side {
     p99S: spread(samples.map((x) => x.p99S)),
     samples,
   };
-}
-
-function which(bin: string): string | undefined {
-  const r = spawnSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' });
-  return r.status === 0 && r.stdout.trim() ? r.stdout.trim() : undefined;
 }
 
 /** The binaries, installed from Debian `pkg` when missing and we are root; else why they are missing. */

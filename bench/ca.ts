@@ -32,6 +32,7 @@ import type { AuditEntry, AuditInput } from '../src/audit/entry.js';
 import { createMemoryStore } from '../src/store/memory/index.js';
 import { CertificateService } from '../src/lifecycle/certificate-service.js';
 import type { BenchOptions, BenchResult } from './run.js';
+import { spread, type Spread } from './stats.js';
 
 const DAY = 86_400_000;
 const SANS = ['svc.internal.example', 'svc', '10.1.2.3'];
@@ -44,17 +45,6 @@ interface Plan {
 }
 const FULL: Plan = { samples: 5, sampleMs: 1000, crlRuns: 7 };
 const QUICK: Plan = { samples: 1, sampleMs: 400, crlRuns: 2 };
-
-interface Spread {
-  readonly median: number;
-  readonly min: number;
-  readonly max: number;
-}
-
-function spread(values: number[]): Spread {
-  const s = [...values].sort((a, b) => a - b);
-  return { median: s[Math.floor(s.length / 2)]!, min: s[0]!, max: s.at(-1)! };
-}
 
 /** Operations per second of a synchronous call: N samples after one warm-up. */
 function rate(plan: Plan, fn: () => void): Spread {

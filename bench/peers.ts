@@ -32,6 +32,7 @@ import { buildCsr, csrToPem } from '../src/pki/csr.js';
 import type { BenchOptions, BenchResult } from './run.js';
 import { requestJson } from './http.js';
 import { freePort } from '../test/helpers/net.js';
+import { spread, which, type Spread } from './stats.js';
 
 const SANS = ['svc.internal.example', 'svc', '10.1.2.3'];
 const CA_CLIENTS = 16;
@@ -201,16 +202,6 @@ async function load(t: Target, clients: number, ms: number): Promise<Load> {
   };
 }
 
-interface Spread {
-  readonly median: number;
-  readonly min: number;
-  readonly max: number;
-}
-const spread = (v: readonly number[]): Spread => {
-  const s = [...v].sort((a, b) => a - b);
-  return { median: s[Math.floor(s.length / 2)] ?? NaN, min: s[0] ?? NaN, max: s.at(-1) ?? NaN };
-};
-
 interface Side {
   readonly perSecond: Spread;
   readonly perCpuSecond: Spread;
@@ -245,11 +236,6 @@ async function compare(plan: Plan, clients: number, kw: Target, peer: Target | n
     errors: l.reduce((n, x) => n + x.errors, 0),
   });
   return { keywright: side(a), peer: peer ? side(b) : null };
-}
-
-function which(bin: string): string | undefined {
-  const r = spawnSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : undefined;
 }
 
 /** cfssl from PATH, or installed from Debian's golang-cfssl when we are root; else why it is skipped. */

@@ -32,6 +32,7 @@ import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import type { BenchOptions, BenchResult } from './run.js';
 import { freePort } from '../test/helpers/net.js';
+import { spread, type Spread } from './stats.js';
 
 const REPO = resolve(import.meta.dirname, '..');
 const BIN = join(REPO, 'bin', 'keywright.js');
@@ -58,15 +59,6 @@ const QUICK: Plan = { sizes: [1_000], runs: 1, clones: 0 };
 // ---------------------------------------------------------------------------------------------------
 // Small helpers
 
-interface Spread {
-  readonly median: number;
-  readonly min: number;
-  readonly max: number;
-}
-const spread = (values: readonly number[]): Spread => {
-  const s = [...values].sort((a, b) => a - b);
-  return { median: s[Math.floor(s.length / 2)] ?? NaN, min: s[0] ?? NaN, max: s.at(-1) ?? NaN };
-};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (msg: string) => console.error(`  ${msg}`);
 /** Output shown in an error message never carries the admin token `serve --init` prints. */

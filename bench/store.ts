@@ -24,6 +24,7 @@ import { openLowdbStore } from '../src/store/lowdb/index.js';
 import { LATEST_SCHEMA_VERSION } from '../src/store/lowdb/migrations.js';
 import type { StoredRecord } from '../src/store/port.js';
 import type { BenchOptions, BenchResult } from './run.js';
+import { spread, type Spread } from './stats.js';
 
 const COLLECTION = 'certificates';
 const CONCURRENCY = 16;
@@ -353,12 +354,6 @@ function runChild(task: ChildTask): Promise<RunFigures> {
 // ---------------------------------------------------------------------------------------------------
 // Orchestration and report
 
-interface Spread {
-  median: number;
-  min: number;
-  max: number;
-}
-
 interface SizeResult {
   kind: 'store' | 'baseline';
   records: number;
@@ -368,11 +363,6 @@ interface SizeResult {
   concurrentWrites: number;
   runs: RunFigures[];
   summary: Record<keyof RunFigures, Spread | null>;
-}
-
-function spread(values: number[]): Spread {
-  const s = sortNum(values);
-  return { median: percentile(s, 50), min: s[0]!, max: s[s.length - 1]! };
 }
 
 function summarize(runs: RunFigures[]): SizeResult['summary'] {
