@@ -472,7 +472,7 @@ export class CaService {
   async sign(name: string, input: SignCsrInput, ctx: OpContext): Promise<SignedCsr> {
     const issuer = this.issuer(name);
     const csrDer = derOrPem(input.csr, 'CERTIFICATE REQUEST', 'csr');
-    let signed: SignedLeaf | undefined;
+    const audit = this.#leafAudit(name, 'ca.sign', ctx);
     const result = await issuer.signCsr(
       {
         csrDer,
@@ -481,24 +481,10 @@ export class CaService {
         ...(input.lifetimeMs !== undefined ? { lifetimeMs: input.lifetimeMs } : {}),
       },
       ctx,
-      async (leaf) => {
-        signed = leaf;
-        await this.#o.audit.append({
-          actor: ctx.actor,
-          action: 'ca.sign',
-          subject: `ca:${name}`,
-          outcome: 'success',
-          ...(ctx.requestId ? { requestId: ctx.requestId } : {}),
-          details: {
-            serial: leaf.serialHex,
-            profile: leaf.profile,
-            names: leaf.names.map(formatGeneralName).join(',').slice(0, 1000),
-            notAfter: leaf.notAfter.toISOString(),
-          },
-        });
-      },
+      audit.beforeCommit,
     );
-    return { ...result, names: signed!.names.map(formatGeneralName), profile: signed!.profile };
+    const { names, profile } = audit.signed();
+    return { ...result, names, profile };
   }
 
   /**
@@ -520,7 +506,7 @@ export class CaService {
       }
     }
     const { privateKey, publicKey } = await generateKeyPair(keyType);
-    let signed: SignedLeaf | undefined;
+    const audit = this.#leafAudit(name, 'ca.issue', ctx, { keyType });
     const result = await issuer.issueForKey(
       {
         publicKey,
@@ -529,36 +515,55 @@ export class CaService {
         ...(input.lifetimeMs !== undefined ? { lifetimeMs: input.lifetimeMs } : {}),
       },
       ctx,
-      async (leaf) => {
-        signed = leaf;
-        await this.#o.audit.append({
-          actor: ctx.actor,
-          action: 'ca.issue',
-          subject: `ca:${name}`,
-          outcome: 'success',
-          ...(ctx.requestId ? { requestId: ctx.requestId } : {}),
-          details: {
-            serial: leaf.serialHex,
-            profile: leaf.profile,
-            keyType,
-            names: leaf.names.map(formatGeneralName).join(',').slice(0, 1000),
-            notAfter: leaf.notAfter.toISOString(),
-          },
-        });
-      },
+      audit.beforeCommit,
     );
     const der = exportPkcs8Der(privateKey);
     try {
       return {
         ...result,
-        names: signed!.names.map(formatGeneralName),
-        profile: signed!.profile,
+        ...audit.signed(),
         keyType,
         privateKeyPem: encodePem('PRIVATE KEY', der),
       };
     } finally {
       der.fill(0);
     }
+  }
+
+  /**
+   * The beforeCommit of a bare leaf signing: the audit entry (serial, profile, names, validity, `extra`)
+   * is durable before the ledger line; `signed()` then gives the names and profile for the answer.
+   */
+  #leafAudit(
+    name: string,
+    action: 'ca.sign' | 'ca.issue',
+    ctx: OpContext,
+    extra: Readonly<Record<string, string>> = {},
+  ): {
+    beforeCommit: (leaf: SignedLeaf) => Promise<void>;
+    signed: () => { names: string[]; profile: string };
+  } {
+    let signed: SignedLeaf | undefined;
+    return {
+      beforeCommit: async (leaf) => {
+        signed = leaf;
+        await this.#o.audit.append({
+          actor: ctx.actor,
+          action,
+          subject: `ca:${name}`,
+          outcome: 'success',
+          ...(ctx.requestId ? { requestId: ctx.requestId } : {}),
+          details: {
+            serial: leaf.serialHex,
+            profile: leaf.profile,
+            ...extra,
+            names: leaf.names.map(formatGeneralName).join(',').slice(0, 1000),
+            notAfter: leaf.notAfter.toISOString(),
+          },
+        });
+      },
+      signed: () => ({ names: signed!.names.map(formatGeneralName), profile: signed!.profile }),
+    };
   }
 
   /** A ledger entry of the CA by serial; CERT_NOT_FOUND when it never issued it. */
