@@ -315,7 +315,11 @@ class StoreJournal {
       for (const [id, value] of byId) records.push([collection, id, value === DELETED ? null : value]);
     }
     const blobs: [string, Buffer | null][] = [
-      ...[...batch.blobPuts].map(([key, bytes]): [string, Buffer] => [key, Buffer.from(bytes)]),
+      // a view, not a copy: staging already copied the caller's bytes, and the store owns them
+      ...[...batch.blobPuts].map(([key, bytes]): [string, Buffer] => [
+        key,
+        Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+      ]),
       ...[...batch.blobDeletes].map((key): [string, null] => [key, null]),
     ];
     const line = encodeJournalEntry({ schemaVersion: this.#doc.schemaVersion, records, blobs });
