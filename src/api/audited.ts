@@ -6,6 +6,8 @@ export interface AuditedAction {
   readonly action: string;
   readonly subject: string;
   readonly details?: Readonly<Record<string, string | number | boolean>>;
+  /** A secret handed out, not a change (AppendOptions.disclosure). */
+  readonly disclosure?: boolean;
 }
 
 /** The actor recorded for a request: the token id (never the token), or the mTLS identity. */
@@ -26,11 +28,10 @@ export async function audited<T>(
   change: () => Promise<T>,
 ): Promise<T> {
   const base = { actor: actorOf(request), action: what.action, subject: what.subject, requestId: request.id };
-  await deps.audit.append({
-    ...base,
-    outcome: 'success',
-    ...(what.details ? { details: what.details } : {}),
-  });
+  await deps.audit.append(
+    { ...base, outcome: 'success', ...(what.details ? { details: what.details } : {}) },
+    { disclosure: what.disclosure === true },
+  );
   try {
     return await change();
   } catch (err) {

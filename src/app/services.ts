@@ -51,6 +51,7 @@ export async function openServices(
       clock,
       logger,
       deferVerification: options.deferAuditVerification === true,
+      exportDurability: config.audit.exportDurability,
     });
   } catch (err) {
     await store.close();

@@ -16,8 +16,25 @@ import { checkEntryLine, scanChain, type AuditVerifyFailure, type ChainScan } fr
 /** What other modules depend on to record events; AuditLog implements it. */
 export interface AuditRecorder {
   /** Resolves once the entry is durable; rejects with AuditError (refuse the operation) otherwise. */
-  append(input: AuditInput): Promise<AuditEntry>;
+  append(input: AuditInput, options?: AppendOptions): Promise<AuditEntry>;
 }
+
+export interface AppendOptions {
+  /**
+   * The entry records a secret being handed out (a bundle or VPN configuration pull), not a change:
+   * nothing is committed after it, so under `exportDurability: 'written'` it resolves as soon as its
+   * line is in the file, with the fdatasync started at once in the background (see AuditLogOptions).
+   */
+  readonly disclosure?: boolean;
+}
+
+/**
+ * When a disclosure's append resolves. 'synced': after its fdatasync, like every change. 'written':
+ * after the write, so the entry survives a crash of keywright before the secret leaves; a power cut in
+ * the next few milliseconds can lose the newest such entries (never one a later synced entry follows,
+ * and never in a way that breaks the chain). Vault's file audit device does not fsync at all.
+ */
+export type ExportDurability = 'written' | 'synced';
 
 export interface AuditLogOptions {
   readonly path: string;
@@ -33,6 +50,8 @@ export interface AuditLogOptions {
    * A torn last line still makes open verify and repair at once. Default false: open verifies it all.
    */
   readonly deferVerification?: boolean;
+  /** Default 'synced'; the daemon takes `audit.exportDurability` from its configuration. */
+  readonly exportDurability?: ExportDurability;
 }
 
 export interface AuditQuery {
@@ -65,6 +84,8 @@ const MAX_BATCH = 1024;
 interface Pending {
   readonly input: AuditInput;
   readonly time: string;
+  /** Resolved after the write, before the fdatasync (a disclosure under 'written'). */
+  readonly early: boolean;
   readonly resolve: (entry: AuditEntry) => void;
   readonly reject: (err: unknown) => void;
 }
@@ -72,8 +93,9 @@ interface Pending {
 /**
  * The append-only, hash-chained audit log in one JSON-lines file. Appends are serialized and committed
  * in groups: whatever arrives while one write + fsync is in flight goes out in the next, in call order.
- * An append resolves only after its line is fsync'd; on any failure the head stays where it was and the
- * caller must refuse the operation (fail closed). docs/audit.md describes the format.
+ * An append resolves only after its line is fsync'd (disclosures under 'written': after the write, the
+ * fdatasync following in the background); on any failure the head stays where it was and the caller
+ * must refuse the operation (fail closed). docs/audit.md describes the format.
  */
 export class AuditLog implements AuditRecorder {
   readonly path: string;
@@ -96,6 +118,10 @@ export class AuditLog implements AuditRecorder {
   readonly #stopVerification = new AbortController();
   #closed = false;
   #stats = { appended: 0, batches: 0, failedBatches: 0 };
+  readonly #exportDurability: ExportDurability;
+  /** Acknowledged bytes not yet covered by a finished fdatasync (written disclosures only). */
+  #unsynced = false;
+  #backgroundSync: Promise<void> | undefined;
 
   private constructor(options: AuditLogOptions, head: AuditHead, size: number) {
     this.path = options.path;
@@ -105,6 +131,7 @@ export class AuditLog implements AuditRecorder {
     this.#recentCap = recentCapacity(options);
     this.#head = head;
     this.#size = size;
+    this.#exportDurability = options.exportDurability ?? 'synced';
   }
 
   /**
@@ -235,7 +262,7 @@ export class AuditLog implements AuditRecorder {
     return error;
   }
 
-  async append(input: AuditInput): Promise<AuditEntry> {
+  async append(input: AuditInput, options?: AppendOptions): Promise<AuditEntry> {
     validateAuditInput(input);
     if (this.#closed) {
       throw new AuditError(
@@ -249,7 +276,8 @@ export class AuditLog implements AuditRecorder {
     }
     const time = this.#clock.now().toISOString();
     return new Promise<AuditEntry>((resolve, reject) => {
-      this.#pending.push({ input, time, resolve, reject });
+      const early = options?.disclosure === true && this.#exportDurability === 'written';
+      this.#pending.push({ input, time, early, resolve, reject });
       // Drain on a microtask so appends made in the same tick share the first write.
       this.#draining ??= Promise.resolve().then(() => this.#drain());
     });
@@ -297,6 +325,7 @@ export class AuditLog implements AuditRecorder {
     this.#closed = true;
     this.#stopVerification.abort();
     await this.#draining;
+    await this.#backgroundSync;
     await this.#verification;
     await this.#dropHandle();
   }
@@ -322,7 +351,8 @@ export class AuditLog implements AuditRecorder {
       }
       const data = Buffer.from(entries.map(serializeEntry).join(''), 'utf8');
       size = data.length;
-      await this.#writeDurably(data);
+      // A batch of written disclosures only is not synced here: that fdatasync runs beside the next writes.
+      await this.#writeDurably(data, batch.every((p) => p.early) ? 'write' : 'write+sync');
     } catch (err) {
       this.#stats.failedBatches += 1;
       const error = isAppError(err) ? err : ioError(this.path, 'appending to', err);
@@ -343,17 +373,46 @@ export class AuditLog implements AuditRecorder {
     batch.forEach((p, i) => p.resolve(entries[i]!));
   }
 
-  async #writeDurably(data: Buffer): Promise<void> {
+  async #writeDurably(data: Buffer, mode: 'write' | 'write+sync'): Promise<void> {
     if (this.#broken !== undefined) throw this.#broken;
     const fh = await this.#checkedHandle();
     try {
       await fh.write(data);
-      await fh.sync();
+      if (mode === 'write+sync') await fh.sync(); // also covers written disclosures before it
     } catch (err) {
       await this.#rollBack(fh);
       await this.#dropHandle();
       throw err;
     }
+    if (mode === 'write') this.#syncInBackground(fh);
+  }
+
+  /**
+   * fdatasync after written disclosures, one at a time, again while more were written meanwhile. Their
+   * appends have resolved and their secrets may be out: a failed sync cannot be rolled back, so every
+   * later append is refused until a restart (which verifies the log and cuts a torn tail).
+   */
+  #syncInBackground(fh: AuditAppendHandle): void {
+    this.#unsynced = true;
+    this.#backgroundSync ??= (async () => {
+      try {
+        // A dropped handle was dropped by a failed commit, whose roll-back synced the file.
+        while (this.#unsynced && this.#broken === undefined && this.#handle === fh) {
+          this.#unsynced = false;
+          await fh.sync();
+        }
+      } catch (cause) {
+        this.#broken ??= new AuditError(
+          'AUDIT_WRITE_FAILED',
+          `audit log ${this.path}: fdatasync failed after entries were acknowledged; ` +
+            'refusing further appends: restart the daemon so it can verify the log',
+          { cause, details: { path: this.path }, retryable: false },
+        );
+        this.#logger.error({ path: this.path, code: this.#broken.code }, this.#broken.message);
+      } finally {
+        this.#backgroundSync = undefined;
+      }
+    })();
   }
 
   /**

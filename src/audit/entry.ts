@@ -134,8 +134,20 @@ function words(key: string): string[] {
     .filter((w) => w.length > 0);
 }
 
+/** Detail keys come from code, a small fixed set: each is judged once (bounded in case one is not). */
+const judgedKeys = new Map<string, boolean>();
+
 /** Is this details key one that names a secret? Exported for tests and docs. */
 export function isSecretDetailKey(key: string): boolean {
+  let secret = judgedKeys.get(key);
+  if (secret === undefined) {
+    secret = judgeDetailKey(key);
+    if (judgedKeys.size < 1024) judgedKeys.set(key, secret);
+  }
+  return secret;
+}
+
+function judgeDetailKey(key: string): boolean {
   const parts = words(key);
   const last = parts[parts.length - 1];
   if (parts.length > 1 && last !== undefined && REFERENCE_SUFFIXES.has(last)) return false;
@@ -255,6 +267,7 @@ export function entryHash(entry: Readonly<Record<string, unknown>>): string {
 
 /** Builds the next entry of the chain: fills seq, prev and hash. */
 export function sealEntry(input: AuditInput, seq: number, time: string, prev: string): AuditEntry {
+  const details = input.details === undefined ? undefined : { ...input.details };
   const content = {
     seq,
     time,
@@ -263,10 +276,19 @@ export function sealEntry(input: AuditInput, seq: number, time: string, prev: st
     subject: input.subject,
     outcome: input.outcome,
     ...(input.requestId === undefined ? {} : { requestId: input.requestId }),
-    ...(input.details === undefined ? {} : { details: { ...input.details } }),
+    ...(details === undefined ? {} : { details }),
     prev,
   };
-  return { ...content, hash: entryHash(content) };
+  // The members in JCS order, written directly: the same bytes canonicalJson(content) gives (unit test),
+  // without sorting keys and walking the object on every append.
+  const s = JSON.stringify;
+  const canonical =
+    `{"action":${s(input.action)},"actor":${s(input.actor)}` +
+    (details === undefined ? '' : `,"details":${canonicalJson(details)}`) +
+    `,"outcome":${s(input.outcome)},"prev":${s(prev)}` +
+    (input.requestId === undefined ? '' : `,"requestId":${s(input.requestId)}`) +
+    `,"seq":${s(seq)},"subject":${s(input.subject)},"time":${s(time)}}`;
+  return { ...content, hash: hash('sha256', canonical, 'hex') };
 }
 
 /** The one line written for an entry: fixed, readable member order, newline-terminated. */

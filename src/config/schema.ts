@@ -284,6 +284,12 @@ export const configSchema = z.strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     })
     .prefault({}),
+  audit: z
+    .strictObject({
+      /** When a key export's audit entry must be on disk before the key is sent (AuditLog ExportDurability). */
+      exportDurability: z.enum(['written', 'synced']).default('written'),
+    })
+    .prefault({}),
   api: api.prefault({}),
   ca: z
     .strictObject({

@@ -270,19 +270,22 @@ export class VpnService {
       raw.fill(0);
     }
     const text = renderWgQuick(plan, { ...(privateKey === undefined ? {} : { privateKey }), psks });
-    await this.#audit.append({
-      actor: who.actor,
-      action: 'vpn.config.export',
-      subject: `vpn:${network}/${peer}`,
-      outcome: 'success',
-      ...(who.requestId === undefined ? {} : { requestId: who.requestId }),
-      details: {
-        generation: plan.keyGeneration,
-        keySource: plan.keySource,
-        peerCount: plan.peers.length,
-        etag,
+    await this.#audit.append(
+      {
+        actor: who.actor,
+        action: 'vpn.config.export',
+        subject: `vpn:${network}/${peer}`,
+        outcome: 'success',
+        ...(who.requestId === undefined ? {} : { requestId: who.requestId }),
+        details: {
+          generation: plan.keyGeneration,
+          keySource: plan.keySource,
+          peerCount: plan.peers.length,
+          etag,
+        },
       },
-    });
+      { disclosure: true },
+    );
     return { network, peer, etag, text };
   }
 

@@ -281,6 +281,7 @@ export function certificateRoutes(deps: ApiDeps): FastifyPluginAsync {
             request,
             {
               action: 'key.export',
+              disclosure: true,
               subject: `cert:${name}`,
               details: { version, format, ...(recipient ? { sealedTo: recipient.kid } : {}) },
             },

@@ -49,6 +49,28 @@ describe('entry hash', () => {
     assert.equal(entryHash({ ...e }), expected);
     assert.notEqual(entryHash({ ...e, prev: '1'.repeat(64) }), expected, 'prev is covered');
   });
+  test('sealEntry hashes the very canonical JSON the verifier rebuilds, with and without optional members', () => {
+    const variants = [
+      {},
+      { requestId: 'r"\\1' },
+      { details: { z: 'ü\u2028', a: null, m: 1.5e-7, b: false } },
+      { requestId: 'req', details: {} },
+    ];
+    for (const extra of variants) {
+      const e = sealEntry(
+        { ...base, subject: 'cert:wéb"x', ...extra },
+        12,
+        '2026-01-01T00:00:00.000Z',
+        'ab'.repeat(32),
+      );
+      const { hash, ...content } = e;
+      assert.equal(
+        hash,
+        createHash('sha256').update(canonicalJson(content)).digest('hex'),
+        JSON.stringify(extra),
+      );
+    }
+  });
   test('the written line has a fixed member order with seq first and hash last', () => {
     const e = sealEntry(base, 7, '2026-01-01T00:00:00.000Z', GENESIS_HASH);
     const line = serializeEntry(e);

@@ -7,7 +7,7 @@ import { isAppError } from '../../../src/core/errors.js';
 import type { AuditInput } from '../../../src/audit/entry.js';
 import type { AuditAppendHandle, AuditFileIo } from '../../../src/audit/io.js';
 import { nodeAuditIo } from '../../../src/audit/io.js';
-import { AuditLog } from '../../../src/audit/audit-log.js';
+import { AuditLog, type ExportDurability } from '../../../src/audit/audit-log.js';
 import { verifyAuditLog } from '../../../src/audit/verify.js';
 import { tempDir } from '../../helpers/tmp.js';
 
@@ -31,6 +31,8 @@ class TestIo implements AuditFileIo {
   writes = 0;
   faults: Fault[] = [];
   truncateFails = false;
+  /** While set, every fdatasync waits for it (to observe what resolves before the sync ends). */
+  syncGate: Promise<void> | undefined;
   async openAppend(path: string): Promise<AuditAppendHandle> {
     this.opens += 1;
     const real = await nodeAuditIo.openAppend(path);
@@ -52,6 +54,7 @@ class TestIo implements AuditFileIo {
       },
       sync: async () => {
         this.syncs += 1;
+        await this.syncGate;
         if (this.faults[0] === 'sync') {
           this.faults.shift();
           throw Object.assign(new Error('injected'), { code: 'EIO' });
@@ -67,7 +70,12 @@ class TestIo implements AuditFileIo {
   }
 }
 
-async function openLog(t: Parameters<typeof tempDir>[0], io = new TestIo(), recentEntries?: number) {
+async function openLog(
+  t: Parameters<typeof tempDir>[0],
+  io = new TestIo(),
+  recentEntries?: number,
+  exportDurability?: ExportDurability,
+) {
   const dir = await tempDir(t);
   const path = join(dir, 'audit.log');
   const clock = new FakeClock();
@@ -76,6 +84,7 @@ async function openLog(t: Parameters<typeof tempDir>[0], io = new TestIo(), rece
     clock,
     io,
     ...(recentEntries === undefined ? {} : { recentEntries }),
+    ...(exportDurability === undefined ? {} : { exportDurability }),
   });
   return { log, path, io, clock };
 }
@@ -207,6 +216,84 @@ describe('AuditLog fails closed', () => {
     await log.close();
     assert.equal((await pending).seq, 1, 'queued appends are drained by close');
     await assert.rejects(log.append(input(2)), (err) => isAppError(err, 'AUDIT_WRITE_FAILED'));
+  });
+});
+
+describe('AuditLog export durability', () => {
+  const exported = (i: number) => input(i, { action: 'key.export' });
+  const gate = () => {
+    let open!: () => void;
+    const promise = new Promise<void>((resolve) => (open = resolve));
+    return { promise, open };
+  };
+  const settledSoon = async (p: Promise<unknown>) => {
+    let done = false;
+    void p.then(
+      () => (done = true),
+      () => (done = true),
+    );
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    return done;
+  };
+
+  test("'written': a disclosure resolves once its line is in the file, before its fdatasync ends", async (t) => {
+    const { log, path, io } = await openLog(t, new TestIo(), undefined, 'written');
+    const held = gate();
+    io.syncGate = held.promise;
+    const entry = await log.append(exported(1), { disclosure: true });
+    assert.equal(entry.seq, 1);
+    assert.match(await readFile(path, 'utf8'), /"action":"key\.export"/, 'in the file before the key leaves');
+    assert.equal(io.syncs, 1, 'its fdatasync started at once');
+    const closing = log.close();
+    assert.equal(await settledSoon(closing), false, 'close waits for the fdatasync');
+    held.open();
+    await closing;
+    assert.deepEqual(await verifyAuditLog(path), { ok: true, entries: 1, head: log.head });
+  });
+
+  test("'written': a change still waits for its fdatasync, which also covers the disclosures before it", async (t) => {
+    const { log, io } = await openLog(t, new TestIo(), undefined, 'written');
+    const held = gate();
+    io.syncGate = held.promise;
+    await log.append(exported(1), { disclosure: true });
+    const change = log.append(input(2));
+    assert.equal(await settledSoon(change), false, 'a change resolves only after its fdatasync');
+    held.open();
+    assert.equal((await change).seq, 2);
+  });
+
+  test("'synced' (the default): a disclosure waits for its fdatasync like a change", async (t) => {
+    const { log, io } = await openLog(t);
+    const held = gate();
+    io.syncGate = held.promise;
+    const pull = log.append(exported(1), { disclosure: true });
+    assert.equal(await settledSoon(pull), false);
+    held.open();
+    assert.equal((await pull).seq, 1);
+    assert.equal(io.syncs, 1);
+  });
+
+  test("'written': a failed background fdatasync keeps the acknowledged entry and refuses every later append", async (t) => {
+    const { log, path, io } = await openLog(t, new TestIo(), undefined, 'written');
+    const held = gate();
+    io.syncGate = held.promise;
+    io.faults.push('sync');
+    const entry = await log.append(exported(1), { disclosure: true });
+    held.open();
+    await new Promise((r) => setTimeout(r, 20));
+    assert.ok(isAppError(log.refusal, 'AUDIT_WRITE_FAILED'), 'refused for good after the failed sync');
+    await assert.rejects(
+      log.append(input(2)),
+      (err) => isAppError(err, 'AUDIT_WRITE_FAILED') && /restart/.test(err.message),
+    );
+    await assert.rejects(log.append(exported(3), { disclosure: true }), (err) =>
+      isAppError(err, 'AUDIT_WRITE_FAILED'),
+    );
+    assert.deepEqual(await verifyAuditLog(path), {
+      ok: true,
+      entries: 1,
+      head: { seq: 1, hash: entry.hash },
+    });
   });
 });
 
