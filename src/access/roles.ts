@@ -24,6 +24,7 @@ export const ACTIONS = [
   'vpn.read', // networks and peers, public keys only
   'vpn.manage', // networks, peers, rotation
   'vpn.config.export', // a peer's wg-quick config: it holds the peer's private key and PSKs
+  'backup.create', // a backup of the data dir: sealed keys and the audit log (useless without the KEK)
 ] as const;
 export type Action = (typeof ACTIONS)[number];
 

@@ -33,6 +33,14 @@ export interface ApiDeps {
   readonly events?: EventBus;
   /** Re-read the configuration and reconcile its certificates (POST /v1/reload); absent in tests. */
   readonly reload?: (actor: string) => Promise<unknown>;
+  /**
+   * A consistent backup of the data directory as gzip bytes (GET /v1/backup), its `backup.create` audit
+   * entry already written; absent where nothing wires it (the route then answers 503).
+   */
+  readonly backup?: (by: {
+    readonly actor: string;
+    readonly requestId: string;
+  }) => Promise<{ readonly filename: string; readonly body: NodeJS.ReadableStream }>;
   /** Sealed: the KEK is not loaded, only health answers. */
   isSealed(): boolean;
   /** Extra readiness checks (store open, KEK loaded); a string names what is not ready. */

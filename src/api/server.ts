@@ -23,6 +23,7 @@ import { reloadRoutes } from './routes/reload.js';
 import { deploymentRoutes } from './routes/deployments.js';
 import { mtlsRenewRoutes } from './routes/mtls-renew.js';
 import { eventRoutes } from './routes/events.js';
+import { backupRoutes } from './routes/backup.js';
 import rateLimit from '@fastify/rate-limit';
 import type { TLSSocket } from 'node:tls';
 import { principalActor } from '../access/principal.js';
@@ -141,6 +142,7 @@ export function createApiServer(deps: ApiDeps, options: ApiServerOptions): Fasti
   void app.register(reloadRoutes(deps));
   void app.register(deploymentRoutes(deps));
   void app.register(mtlsRenewRoutes(deps));
+  void app.register(backupRoutes(deps));
   void app.register(
     eventRoutes(
       deps,

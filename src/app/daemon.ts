@@ -23,6 +23,7 @@ import { buildUnsealedServices } from './unsealed.js';
 import { openServices, openSealer, isInitializedStore, notInitialized } from './services.js';
 import { appPaths } from './paths.js';
 import { VERSION } from './version.js';
+import { openBackup } from './backup/create.js';
 
 export interface RunningDaemon {
   readonly url: string;
@@ -172,6 +173,11 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
             }),
         isSealed: () => sealer === undefined,
         notReadyReason,
+        backup: (by) =>
+          openBackup(
+            { dataDir: config.dataDir, store: services.store, audit: services.audit, clock, logger },
+            by,
+          ),
       },
       {
         logger,

@@ -11,6 +11,7 @@ import { vpnCommand } from './commands/vpn.js';
 import { agentCommand } from './commands/agent.js';
 import { acmeCommand } from './commands/acme.js';
 import { daemonCommands } from './commands/daemon.js';
+import { backupCommand } from './commands/backup.js';
 
 export { VERSION } from '../app/version.js';
 import { VERSION } from '../app/version.js';
@@ -46,6 +47,7 @@ export function buildProgram(io: CliIo): Command {
   vpnCommand(program, io, globals);
   agentCommand(program, io, globals);
   acmeCommand(program, io, globals);
+  backupCommand(program, io, globals);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

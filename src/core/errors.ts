@@ -95,6 +95,14 @@ export const ERROR_CATALOGUE = {
     'The data directory has not been initialized: run keywright init.',
   ),
   DAEMON_ALREADY_INITIALIZED: entry('conflict', 'The data directory is already initialized.'),
+  BACKUP_INVALID: entry(
+    'integrity',
+    'A backup file is damaged, truncated, edited or not a keywright backup; nothing was written.',
+  ),
+  BACKUP_TARGET_EXISTS: entry(
+    'conflict',
+    'The backup file or the restore data directory exists; --force replaces it (a data directory is kept aside).',
+  ),
   // pki / ca
   PKI_PARSE: entry('invalid', 'A PEM or DER object could not be parsed.'),
   CSR_INVALID: entry('invalid', 'The CSR is malformed or its signature does not verify.'),

@@ -68,6 +68,41 @@ export interface Store {
 }
 
 /**
+ * An optional ability of a store: a consistent copy of its state as of one commit, for backups
+ * (`keywright backup create`). Taking one waits for the transactions already queued to be durable and
+ * holds later ones back only while the records are copied; reading the copy does not block writers.
+ */
+export interface SnapshotCapable {
+  snapshot(): Promise<StoreSnapshot>;
+}
+
+export interface StoreSnapshot {
+  readonly schemaVersion: number;
+  readonly records: number;
+  readonly blobs: number;
+  /** The paths `files()` yields, in its order. */
+  readonly paths: readonly string[];
+  /**
+   * The files a data directory needs to hold exactly this state, paths relative to it with `/`: the
+   * document first, then one file per blob in key order. Blob bytes are read as the iteration goes.
+   * Sealed blobs stay sealed: a snapshot never holds plaintext key material.
+   */
+  files(): AsyncIterable<StoreSnapshotFile>;
+  /** Lets the store fold its journal again; call it once the files have been read. Idempotent. */
+  release(): void;
+}
+
+export interface StoreSnapshotFile {
+  readonly path: string;
+  readonly mode: number;
+  readonly data: Buffer;
+}
+
+export function canSnapshot<S extends Store>(store: S): store is S & SnapshotCapable {
+  return typeof (store as Partial<SnapshotCapable>).snapshot === 'function';
+}
+
+/**
  * Blob keys: lowercase path-safe segments, e.g. `cert/web/3/chain`. A key names immutable content (a
  * version's chain, a sealed key): to change content, write a new key and delete the old one. Putting an
  * existing key replaces it before the document flush, so a flush that then fails cannot restore the old

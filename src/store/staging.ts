@@ -190,6 +190,21 @@ export class StagedStore implements ObservableStore {
     return { ...this.#stats };
   }
 
+  /**
+   * Runs `capture` between two commits: after every transaction queued before it is durable (or rolled
+   * back), before any later one starts. `capture` sees the durable records and must not keep a reference
+   * to the maps it is given (copy what it needs; the records themselves are frozen and may be kept).
+   */
+  atCommitBoundary<R>(capture: (durable: Collections) => R): Promise<R> {
+    this.#assertOpen();
+    const turn = this.#mutexTail.then(async () => {
+      while (this.#flushRun !== undefined) await this.#flushRun;
+      return capture(this.#base);
+    });
+    this.#mutexTail = turn.catch(() => undefined);
+    return turn;
+  }
+
   close(): Promise<void> {
     this.#closing ??= this.#shutDown();
     return this.#closing;

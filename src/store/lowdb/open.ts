@@ -7,7 +7,13 @@ import { writeFileDurable } from '../../core/fs-durable.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import { describe } from '../describe-error.js';
 import { acquireDataDirLock, type DataDirLock } from '../lock.js';
-import { StagedStore, type CommitBatch, type ObservableStore, type Persistence } from '../staging.js';
+import {
+  StagedStore,
+  type CommitBatch,
+  type ObservableStore,
+  type Persistence,
+  type StagedStoreOptions,
+} from '../staging.js';
 import { BlobDirectory } from './blob-dir.js';
 import {
   DocumentFile,
@@ -27,8 +33,8 @@ import {
   type JournalAppend,
   type JournalEntry,
 } from './journal.js';
-import { DELETED } from '../layers.js';
-import type { StoredRecord } from '../port.js';
+import { DELETED, type Collections } from '../layers.js';
+import type { SnapshotCapable, StoreSnapshot, StoredRecord } from '../port.js';
 
 export const DOCUMENT_FILE = 'keywright.json';
 export const BLOB_DIR = 'blobs';
@@ -106,16 +112,41 @@ export async function openLowdbStore(options: LowdbStoreOptions): Promise<Observ
       ...(options.warmEncodings !== undefined ? { warm: options.warmEncodings } : {}),
     });
     const doc = await journal.load(options.migrations ?? MIGRATIONS);
-    return new StagedStore({
-      schemaVersion: doc.schemaVersion,
-      base: doc.collections,
-      clock: options.clock ?? systemClock,
-      logger,
-      persistence: journal.persistence(lock),
-    });
+    return new LowdbStore(
+      {
+        schemaVersion: doc.schemaVersion,
+        base: doc.collections,
+        clock: options.clock ?? systemClock,
+        logger,
+        persistence: journal.persistence(lock),
+      },
+      journal,
+    );
   } catch (err) {
     await lock.release();
     throw err;
+  }
+}
+
+/** The staged store over the document and journal, able to hand out snapshots for backups. */
+class LowdbStore extends StagedStore implements SnapshotCapable {
+  readonly #journal: StoreJournal;
+
+  constructor(options: StagedStoreOptions, journal: StoreJournal) {
+    super(options);
+    this.#journal = journal;
+  }
+
+  async snapshot(): Promise<StoreSnapshot> {
+    const captured = await this.atCommitBoundary((durable) =>
+      this.#journal.capture(this.schemaVersion, durable),
+    );
+    try {
+      return await this.#journal.snapshotOf(captured);
+    } catch (cause) {
+      captured.release();
+      throw new StoreError('STORE_IO', `taking a store snapshot failed: ${describe(cause)}`, { cause });
+    }
   }
 }
 
@@ -143,6 +174,10 @@ class StoreJournal {
   /** A failed background compaction leaves its segment; the next try waits until this time. */
   #retryCompactionAt = 0;
   #documentBytes = 0;
+  /** Snapshots being read: no compaction starts meanwhile, so the blob files they read stay put. */
+  #snapshots = 0;
+  #snapshotsDone: (() => void) | undefined;
+  #allSnapshotsDone: Promise<void> | undefined;
 
   constructor(o: {
     dataDir: string;
@@ -275,6 +310,75 @@ class StoreJournal {
     for (const [key, bytes] of entry.blobs) this.#pendingBlobs.set(key, bytes);
   }
 
+  /**
+   * Copies the durable state; called between two commits (StagedStore.atCommitBoundary), so it must not
+   * wait. Records are immutable, so copying the maps is enough; the journaled blobs are copied the same
+   * way. Blob files change only by compaction: none starts until the snapshot is released, and one
+   * already running writes what the journaled copy holds and removes only files of blobs deleted before.
+   */
+  capture(schemaVersion: number, durable: Collections): CapturedState {
+    const doc: StoreDocument = {
+      schemaVersion,
+      collections: new Map([...durable].map(([name, byId]) => [name, new Map(byId)])),
+    };
+    const journaled = new Map(this.#pendingBlobs);
+    this.#snapshots += 1;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      if (--this.#snapshots === 0) this.#snapshotsDone?.();
+    };
+    return { doc, journaled, release };
+  }
+
+  /** The snapshot of a captured state: which blobs it holds (files plus journal), read lazily. */
+  async snapshotOf(captured: CapturedState): Promise<StoreSnapshot> {
+    const { doc, journaled } = captured;
+    const keys = new Set(await this.#blobs.list(''));
+    for (const [key, bytes] of journaled) {
+      if (bytes === null) keys.delete(key);
+      else keys.add(key);
+    }
+    const blobKeys = [...keys].sort();
+    const file = this.#file;
+    const blobs = this.#blobs;
+    return {
+      schemaVersion: doc.schemaVersion,
+      records: [...doc.collections.values()].reduce((n, byId) => n + byId.size, 0),
+      blobs: blobKeys.length,
+      paths: [DOCUMENT_FILE, ...blobKeys.map((key) => `${BLOB_DIR}/${key}`)],
+      release: captured.release,
+      async *files() {
+        yield { path: DOCUMENT_FILE, mode: 0o600, data: file.encode(doc) };
+        for (const key of blobKeys) {
+          const data = journaled.get(key) ?? (await blobs.read(key));
+          if (data === undefined || data === null) {
+            throw new StoreError(
+              'STORE_IO',
+              `blob ${key} vanished from ${blobs.root} while a snapshot was being read; take the backup again`,
+              { details: { blobKey: key } },
+            );
+          }
+          yield { path: `${BLOB_DIR}/${key}`, mode: 0o600, data };
+        }
+      },
+    };
+  }
+
+  /** Resolves once no snapshot is being read (close must not fold under a reader). */
+  #snapshotsReleased(): Promise<void> {
+    if (this.#snapshots === 0) return Promise.resolve();
+    this.#allSnapshotsDone ??= new Promise<void>((resolve) => {
+      this.#snapshotsDone = () => {
+        this.#snapshotsDone = undefined;
+        this.#allSnapshotsDone = undefined;
+        resolve();
+      };
+    });
+    return this.#allSnapshotsDone;
+  }
+
   persistence(lock: DataDirLock): Persistence {
     return {
       persist: (batch) => this.#persist(batch),
@@ -295,6 +399,7 @@ class StoreJournal {
       close: async () => {
         this.#stopWarming?.();
         try {
+          await this.#snapshotsReleased();
           await this.#compaction;
           if (await exists(this.#dataDir)) await this.#fold();
           else {
@@ -334,7 +439,7 @@ class StoreJournal {
    * this flush into the document in the background. Runs inside a flush, so no append interleaves.
    */
   async #startCompaction(): Promise<void> {
-    if (this.#compaction !== undefined || Date.now() < this.#retryCompactionAt) return;
+    if (this.#compaction !== undefined || this.#snapshots > 0 || Date.now() < this.#retryCompactionAt) return;
     if (!(await exists(this.#compactingPath))) {
       await this.#writer!.retire(this.#compactingPath);
       this.#writer = await JournalWriter.open(this.#activePath, 0, this.#append);
@@ -409,6 +514,14 @@ class StoreJournal {
       if (this.#pendingBlobs.get(key) === bytes) this.#pendingBlobs.delete(key);
     }
   }
+}
+
+/** A snapshot's copy of the state, before its blob list is known. */
+interface CapturedState {
+  readonly doc: StoreDocument;
+  /** Journaled blob values at the snapshot; null = deleted. */
+  readonly journaled: ReadonlyMap<string, Buffer | null>;
+  readonly release: () => void;
 }
 
 /**

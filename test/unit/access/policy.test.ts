@@ -32,6 +32,7 @@ const TABLE: Record<Action, [boolean, boolean, boolean, boolean, boolean]> = {
   'vpn.read': /*        */ [true, true, false, true, false],
   'vpn.manage': /*      */ [true, true, false, false, false],
   'vpn.config.export': [true, false, false, false, true],
+  'backup.create': /*   */ [true, false, false, false, false],
 };
 
 describe('role × action table', () => {

@@ -1,0 +1,180 @@
+/**
+ * `GET /v1/backup` against a real daemon (HTTPS, lowdb on real files), then `restoreBackup` into a fresh
+ * data dir and a second daemon on it: admin only, no KEK and no plaintext key in the file, consistent
+ * while writes go on, and the restored daemon serves the same certificates and keys.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFile, readFile, readdir, writeFile } from 'node:fs/promises';
+import { createPrivateKey } from 'node:crypto';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { restoreBackup } from '../../../src/app/backup/restore.js';
+import { decodeBackup, type BackupFileMeta } from '../../../src/app/backup/format.js';
+import { startDaemon } from '../../../src/app/daemon.js';
+import { parseConfig } from '../../../src/config/load.js';
+import { verifyAuditLog } from '../../../src/audit/verify.js';
+import { isAppError } from '../../../src/core/errors.js';
+import { freePort } from '../../helpers/net.js';
+import { tempDir } from '../../helpers/tmp.js';
+import { createCertificate, httpsCall, startTestDaemon, type TestDaemon } from '../agent/daemon.js';
+
+async function takeBackup(d: TestDaemon, token = d.adminToken) {
+  return d.call('GET', '/v1/backup', { token });
+}
+
+async function* once(b: Buffer) {
+  yield b;
+}
+
+/** The files of a backup, decoded (and so verified). */
+async function filesOf(body: Buffer) {
+  const files = new Map<string, { meta: BackupFileMeta; data: Buffer }>();
+  const { header } = await decodeBackup('backup', once(body), {
+    async open(meta) {
+      const parts: Buffer[] = [];
+      return {
+        write: async (d) => void parts.push(Buffer.from(d)),
+        close: async () => void files.set(meta.path, { meta, data: Buffer.concat(parts) }),
+        abort: async () => undefined,
+      };
+    },
+  });
+  return { header, files };
+}
+
+test('admin only; the file holds sealed keys, the audit log to its own entry, never the KEK or a key in clear', async (t) => {
+  const d = await startTestDaemon(t);
+  await createCertificate(d, 'web');
+  for (const role of ['operator', 'issuer', 'reader', 'service']) {
+    const r = await takeBackup(d, await d.token(role, ['*']));
+    assert.equal(r.status, 403, `${role}: ${r.status}`);
+    assert.equal(r.json.code, 'ACCESS_DENIED');
+  }
+  assert.equal((await d.call('GET', '/v1/backup')).status, 401);
+
+  const bundle = await d.call('GET', '/v1/certificates/web/bundle?format=json', { token: d.adminToken });
+  assert.equal(bundle.status, 200);
+  const keyPem = bundle.json.privateKey as string;
+  const pemBody = keyPem.replace(/-----[^-]+-----|\s/g, '');
+  const der = createPrivateKey(keyPem).export({ format: 'der', type: 'pkcs8' });
+  const masterKey = await readFile(join(d.dataDir, 'master.key'));
+
+  const r = await takeBackup(d);
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.headers['content-type'], 'application/gzip');
+  const { header, files } = await filesOf(r.body);
+  const plain = gunzipSync(r.body);
+  const everything = Buffer.concat([plain, ...[...files.values()].map((f) => f.data)]);
+  for (const [what, needle] of [
+    ['the PEM body of the key', Buffer.from(pemBody)],
+    ['the DER of the key', der],
+    ['master.key', masterKey],
+    ['master.key in base64', Buffer.from(masterKey.toString('base64'))],
+    ['a PEM private key', Buffer.from('PRIVATE KEY')],
+    ['the admin token', Buffer.from(d.adminToken)],
+  ] as const) {
+    assert.equal(everything.indexOf(needle), -1, `the backup holds ${what}`);
+  }
+  assert.ok(!header.files.some((p) => p.includes('master')), 'no master.key in the list');
+  assert.ok(files.has('kek.json') && files.has('ca.pem') && files.has('keywright.json'));
+  assert.equal(files.get('ca.pem')!.meta.mode, 0o644);
+  assert.ok(
+    header.files.some((p) => p.startsWith('blobs/sealed/')),
+    'sealed blobs are in it',
+  );
+
+  // The audit log ends with this backup's own entry, and its chain verifies.
+  const log = files.get('audit.log')!.data.toString('utf8').trim().split('\n');
+  const last = JSON.parse(log.at(-1)!) as { action: string; seq: number; hash: string; actor: string };
+  assert.equal(last.action, 'backup.create');
+  assert.deepEqual({ seq: last.seq, hash: last.hash }, header.audit);
+  const tail = await d.call('GET', '/v1/audit?action=backup.create', { token: d.adminToken });
+  assert.equal(tail.json.entries.length, 1, 'refused callers left no backup.create entry');
+});
+
+test('consistent while writes go on; restored, it serves the same certificates and keys', async (t) => {
+  const d = await startTestDaemon(t);
+  await createCertificate(d, 'web');
+  const before = await d.call('GET', '/v1/certificates/web/bundle?format=json', { token: d.adminToken });
+
+  // Writers issue certificates (records + sealed blobs in one transaction each) while backups are taken.
+  let writing = true;
+  let issued = 0;
+  const writers = Array.from({ length: 3 }, async (_, w) => {
+    for (let i = 0; writing; i++) {
+      await createCertificate(d, `w${w}-${i}`);
+      issued++;
+    }
+  });
+  const backups = [];
+  for (let i = 0; i < 3; i++) {
+    await new Promise((r) => setTimeout(r, 150));
+    const r = await takeBackup(d);
+    assert.equal(r.status, 200, r.text);
+    backups.push(r.body);
+  }
+  writing = false;
+  await Promise.all(writers);
+  assert.ok(issued > 3, `writers made progress during the backups (${issued})`);
+
+  const body = backups.at(-1)!;
+  const { header } = await filesOf(body);
+  const root = await tempDir(t, 'kw-restore-');
+  const file = join(root, 'b.kwbackup');
+  await writeFile(file, body);
+
+  // Refused while the daemon holds its data dir, naming the pid; nothing changes.
+  await assert.rejects(
+    restoreBackup({ file, dataDir: d.dataDir, force: true }),
+    (err) => isAppError(err, 'STORE_LOCKED') && err.message.includes(`pid ${process.pid}`),
+  );
+  assert.deepEqual((await readdir(root)).sort(), ['b.kwbackup']);
+
+  const dataDir = join(root, 'data');
+  const result = await restoreBackup({ file, dataDir });
+  assert.equal(result.replaced, null);
+  assert.equal(result.audit.seq, header.audit.seq + 1);
+  assert.deepEqual((await readdir(root)).sort(), ['b.kwbackup', 'data'], 'no temp directory left');
+  const verified = await verifyAuditLog(join(dataDir, 'audit.log'));
+  assert.ok(verified.ok);
+  const log = (await readFile(join(dataDir, 'audit.log'), 'utf8')).trim().split('\n');
+  assert.equal((JSON.parse(log.at(-1)!) as { action: string }).action, 'backup.restore');
+  await copyFile(join(d.dataDir, 'master.key'), join(dataDir, 'master.key'));
+
+  const port = await freePort();
+  const config = parseConfig(
+    { dataDir, listen: `127.0.0.1:${port}`, log: { level: 'silent' }, ca: { root: { key: 'ec-p256' } } },
+    'test',
+  );
+  const restored = await startDaemon({ config, secrets: {} });
+  t.after(() => restored.stop());
+  const ca = await readFile(join(dataDir, 'ca.pem'), 'utf8');
+  const call = (path: string) => httpsCall(restored.url, ca, 'GET', path, { token: d.adminToken });
+
+  const after = await call('/v1/certificates/web/bundle?format=json');
+  assert.equal(after.status, 200, after.text);
+  assert.equal(after.json.certificate, before.json.certificate);
+  assert.equal(after.json.privateKey, before.json.privateKey);
+
+  // Consistency: every certificate of the snapshot has its sealed key and chain (one commit, whole),
+  // and each has the audit entry that was written before it was committed.
+  const list = await call('/v1/certificates');
+  const names = (list.json.certificates as Array<{ name: string }>).map((c) => c.name);
+  assert.ok(names.length >= 1 + 1, `the snapshot holds certificates issued meanwhile (${names.length})`);
+  const subjects = new Set(log.map((l) => (JSON.parse(l) as { subject: string }).subject));
+  for (const name of names) {
+    const b = await call(`/v1/certificates/${name}/bundle?format=json`);
+    assert.equal(b.status, 200, `${name}: ${b.text.slice(0, 200)}`);
+    assert.ok(typeof b.json.privateKey === 'string', `${name} has its key`);
+    assert.ok(subjects.has(`cert:${name}`), `${name} has its audit entries`);
+  }
+
+  // A second restore over it needs --force and keeps the restored one aside.
+  await restored.stop();
+  await assert.rejects(restoreBackup({ file, dataDir }), (err) => isAppError(err, 'BACKUP_TARGET_EXISTS'));
+  const again = await restoreBackup({ file, dataDir, force: true });
+  assert.ok(again.replaced !== null && again.replaced.startsWith(`${dataDir}.replaced-`));
+  const kept = await readdir(again.replaced);
+  assert.ok(kept.includes('master.key') && !kept.includes('keywright.lock'), kept.join(','));
+});
