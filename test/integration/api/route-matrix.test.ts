@@ -57,6 +57,8 @@ const ROUTES: readonly RouteCase[] = [
     expect: [200, 403, 403, 403, 403, 401],
   },
   { route: 'GET /v1/audit', path: '/v1/audit', expect: [200, 200, 403, 403, 403, 401] },
+  // A backup holds every sealed key and the audit log: admin only.
+  { route: 'GET /v1/backup', path: '/v1/backup', expect: [200, 403, 403, 403, 403, 401] },
   // Certificates
   { route: 'GET /v1/certificates', path: '/v1/certificates', expect: [200, 200, 200, 200, 403, 401] },
   {
