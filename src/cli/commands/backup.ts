@@ -51,7 +51,7 @@ export function backupCommand(program: Command, io: CliIo, globals: () => Global
       const result = { file: path, size: bytes.length, ...describeBackup(header), note: KEEP_KEK };
       emit(io, g.json, result, () =>
         [
-          `wrote ${path} (${formatBytes(bytes.length)}): ${header.records} records, ${header.blobs} sealed blobs and files, ${header.files.length} files in all`,
+          `wrote ${path} (${formatBytes(bytes.length)}): ${header.records} records, ${header.blobs} blobs (sealed keys, chains), ${header.files.length} files in all`,
           `audit log up to seq ${header.audit.seq} (head ${header.audit.hash.slice(0, 16)}…, the backup.create entry); store schema ${header.storeSchemaVersion}; KEK ${header.kek.source} ${header.kek.id}`,
           `${KEEP_KEK}.`,
         ].join('\n'),
