@@ -98,8 +98,14 @@ export async function openBackup(
       yield* extra;
     }
     const lines = releasing(snapshot, encodeBackup(header, files()));
-    const body = Readable.from(lines).pipe(createGzip());
-    body.on('close', () => snapshot.release());
+    const source = Readable.from(lines);
+    const body = source.pipe(createGzip());
+    source.on('error', (err) => body.destroy(err));
+    // pipe() does not pass a destroy upstream: a client that goes away must still end the reading.
+    body.on('close', () => {
+      source.destroy();
+      snapshot.release();
+    });
     o.logger.info(
       { records: snapshot.records, blobs: snapshot.blobs, auditSeq: entry.seq, actor: by.actor },
       'backup snapshot taken',

@@ -10,7 +10,13 @@ import { createPrivateKey } from 'node:crypto';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { restoreBackup } from '../../../src/app/backup/restore.js';
-import { decodeBackup, type BackupFileMeta } from '../../../src/app/backup/format.js';
+import {
+  decodeBackup,
+  encodeBackup,
+  fileFromBuffer,
+  type BackupFileMeta,
+} from '../../../src/app/backup/format.js';
+import { gzipSync } from 'node:zlib';
 import { startDaemon } from '../../../src/app/daemon.js';
 import { parseConfig } from '../../../src/config/load.js';
 import { verifyAuditLog } from '../../../src/audit/verify.js';
@@ -177,4 +183,42 @@ test('consistent while writes go on; restored, it serves the same certificates a
   assert.ok(again.replaced !== null && again.replaced.startsWith(`${dataDir}.replaced-`));
   const kept = await readdir(again.replaced);
   assert.ok(kept.includes('master.key') && !kept.includes('keywright.lock'), kept.join(','));
+});
+
+test('restore refuses a backup whose digests check out but whose audit chain does not; nothing changes', async (t) => {
+  const d = await startTestDaemon(t);
+  await createCertificate(d, 'web');
+  const r = await takeBackup(d);
+  assert.equal(r.status, 200, r.text);
+  const { header, files } = await filesOf(r.body);
+  // Someone who rewrites the backup can recompute its digests, but not the audit chain's hashes.
+  const log = files.get('audit.log')!.data.toString('utf8').split('\n');
+  log[1] = log[1]!.replace('"outcome":"success"', '"outcome":"failure"');
+  files.set('audit.log', { ...files.get('audit.log')!, data: Buffer.from(log.join('\n')) });
+  const lines: Buffer[] = [];
+  const sources = header.files.map((p) => fileFromBuffer(p, files.get(p)!.meta.mode, files.get(p)!.data));
+  for await (const line of encodeBackup(header, sources)) lines.push(line);
+  const root = await tempDir(t, 'kw-restore-');
+  const file = join(root, 'forged.kwbackup');
+  await writeFile(file, gzipSync(Buffer.concat(lines)));
+
+  const dataDir = join(root, 'data');
+  await assert.rejects(
+    restoreBackup({ file, dataDir }),
+    (err) => isAppError(err, 'BACKUP_INVALID') && /audit log/.test(err.message),
+  );
+  assert.deepEqual(await readdir(root), ['forged.kwbackup'], 'no data dir, no temp directory');
+
+  // Over an existing data dir, with --force: the old one stays exactly where and as it was.
+  const good = join(root, 'good.kwbackup');
+  await writeFile(good, r.body);
+  await restoreBackup({ file: good, dataDir });
+  const listing = (await readdir(dataDir)).sort();
+  const document = await readFile(join(dataDir, 'keywright.json'));
+  await assert.rejects(restoreBackup({ file, dataDir, force: true }), (err) =>
+    isAppError(err, 'BACKUP_INVALID'),
+  );
+  assert.deepEqual((await readdir(root)).sort(), ['data', 'forged.kwbackup', 'good.kwbackup']);
+  assert.deepEqual((await readdir(dataDir)).sort(), listing);
+  assert.ok((await readFile(join(dataDir, 'keywright.json'))).equals(document));
 });
