@@ -45,6 +45,8 @@ export interface AcmeAccountRecord extends StoredRecord {
   /** Issuer CN of the preferred alternate chain (RFC 8555 §7.4.2 Link rel="alternate"). */
   readonly preferredChain?: string;
   readonly status: 'valid' | 'deactivated';
+  /** Set while `acme.accounts` declares it; an account no longer declared is kept as if made over the API. */
+  readonly declared?: true;
   readonly createdAt: string;
   readonly updatedAt: string;
   readonly keyRolledAt?: string;
@@ -60,6 +62,8 @@ export interface RegisterAccountInput {
   readonly agreeTos: boolean;
   readonly caPem?: string | undefined;
   readonly preferredChain?: string | undefined;
+  /** Registered from `acme.accounts` rather than the API. */
+  readonly declared?: boolean | undefined;
 }
 
 export interface AcmeSettings {
@@ -237,6 +241,7 @@ export class AcmeAccounts {
         ...(registered.termsOfService ? { termsOfService: registered.termsOfService } : {}),
         ...(input.preferredChain ? { preferredChain: input.preferredChain } : {}),
         status: 'valid',
+        ...(input.declared ? { declared: true as const } : {}),
         createdAt: now,
         updatedAt: now,
       };
@@ -315,6 +320,57 @@ export class AcmeAccounts {
       this.#deps.logger.info({ account: name }, 'ACME account deactivated');
       return updated;
     });
+  }
+
+  /** RFC 8555 §7.3.2: the CA is sent the new contact list, and it is kept here once the CA accepted it. */
+  async updateContact(
+    name: string,
+    email: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<AcmeAccountRecord> {
+    const contact = email ? [`mailto:${email}`] : [];
+    return this.#exclusive(name, async () => {
+      const record = this.#active(name);
+      await this.session(record, signal, ({ client }) =>
+        step(`updating the contact of ACME account "${name}"`, () => client.updateAccount({ contact })),
+      );
+      const updated = await this.#patch(name, (r) => ({ ...r, contact }));
+      this.#deps.logger.info({ account: name, contact }, 'ACME account contact updated');
+      return updated;
+    });
+  }
+
+  /**
+   * Local changes the CA does not know about: whether `acme.accounts` declares the account, and the trust
+   * anchors for its directory's HTTPS (`caPem: null` goes back to the system's roots).
+   */
+  async updateLocal(
+    name: string,
+    change: { readonly declared?: boolean; readonly caPem?: string | null },
+  ): Promise<AcmeAccountRecord> {
+    return this.#exclusive(name, () =>
+      this.#patch(name, (r) => {
+        const { declared: _d, caPem: _c, ...rest } = r;
+        const declared = change.declared ?? r.declared === true;
+        const caPem = change.caPem === undefined ? r.caPem : (change.caPem ?? undefined);
+        return {
+          ...rest,
+          ...(declared ? { declared: true as const } : {}),
+          ...(caPem !== undefined ? { caPem } : {}),
+        };
+      }),
+    );
+  }
+
+  async #patch(name: string, fn: (r: AcmeAccountRecord) => AcmeAccountRecord): Promise<AcmeAccountRecord> {
+    const now = this.#deps.clock.now().toISOString();
+    const updated = await this.#deps.store.tx((tx) =>
+      tx
+        .collection<AcmeAccountRecord>(ACME_ACCOUNTS_COLLECTION)
+        .update(name, (r) => ({ ...fn(r), updatedAt: now })),
+    );
+    this.#deps.onChange?.(updated);
+    return updated;
   }
 
   /**

@@ -1,4 +1,15 @@
-export { AcmeService, type AcmeServiceOptions } from './service.js';
+export {
+  AcmeService,
+  type AcmeServiceOptions,
+  type AccountReconcileReport,
+  type DeclaredAccountStatus,
+} from './service.js';
+export {
+  checkDeclaredAccounts,
+  planDeclaredAccounts,
+  type AccountDecision,
+  type DesiredAccount,
+} from './declared.js';
 export {
   AcmeAccounts,
   ACME_ACCOUNTS_COLLECTION,

@@ -54,6 +54,8 @@ export interface AcmeIssuerDeps {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly random: () => number;
+  /** Registers a declared account that is not registered yet (AcmeService); `actor` is recorded. */
+  readonly ensureAccount?: (name: string, actor: string) => Promise<void>;
 }
 
 export class AcmeIssuer implements Issuer, Revoker, RenewalAdvisor {
@@ -67,6 +69,7 @@ export class AcmeIssuer implements Issuer, Revoker, RenewalAdvisor {
   }
 
   async issue(request: IssueRequest, ctx: OpContext): Promise<IssueResult> {
+    await this.deps.ensureAccount?.(this.accountName, ctx.actor);
     const account = this.deps.accounts.get(this.accountName);
     return this.deps.accounts.session(account, ctx.signal, async (session) => {
       const started = this.deps.clock.nowMs();

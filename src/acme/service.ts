@@ -2,13 +2,23 @@
  * The ACME module as the daemon sees it: accounts, one issuer per account, the http-01 responder's
  * lifetime and the solver rules from `acme.*` configuration. Built by app/ once the daemon is unsealed.
  */
+import type { AuditRecorder } from '../audit/audit-log.js';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
-import type { Config } from '../config/schema.js';
+import type { AcmeAccountConfig, Config } from '../config/schema.js';
 import type { Sealer } from '../keys/port.js';
 import type { Store } from '../store/port.js';
 import type { Issuer, IssuerRef } from '../issuer/port.js';
-import { AcmeAccounts, type AcmeSettings } from './accounts.js';
+import { AcmeAccounts, type AcmeAccountRecord, type AcmeSettings } from './accounts.js';
+import {
+  auditedChange,
+  notRegisteredYet,
+  planDeclaredAccounts,
+  registerInput,
+  resolveDesired,
+  type AccountDecision,
+  type DesiredAccount,
+} from './declared.js';
 import { DEFAULT_CLIENT_SETTINGS, type ClientSettings } from './client.js';
 import { AcmeIssuer } from './issuer.js';
 import { Http01Responder } from './solvers/http01.js';
@@ -28,6 +38,31 @@ export interface AcmeServiceOptions {
   readonly rules?: readonly SolverRule[];
   /** Where `acme:<account>` issuers are registered for lifecycle/ (the daemon's IssuerRegistry). */
   readonly registry?: { register(issuer: Issuer): void; unregister(ref: IssuerRef): void };
+  /** Where declared accounts' registrations and updates are recorded, as the API's are. */
+  readonly audit?: AuditRecorder;
+  /** Where `env:` EAB HMAC references are looked up (default process.env). */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** What one reconcile of `acme.accounts` did; the daemon logs it and POST /v1/reload returns it. */
+export interface AccountReconcileReport {
+  readonly registered: string[];
+  readonly updated: string[];
+  readonly unchanged: string[];
+  /** Not registered or updated now (CA unreachable, EAB refused …): retried at the next reconcile and before a certificate is issued through it. */
+  readonly failed: Array<{ name: string; code: string; message: string }>;
+  /** Declared in a way keywright will not act on (another directory, deactivated): fix the configuration. */
+  readonly refused: Array<{ name: string; message: string }>;
+  /** Registered from configuration, no longer declared: kept as it is, not deactivated. */
+  readonly undeclared: string[];
+}
+
+/** One declared account as GET /v1/acme/accounts shows it. */
+export interface DeclaredAccountStatus {
+  readonly name: string;
+  readonly state: 'registered' | 'pending' | 'refused';
+  readonly lastAttemptAt?: string;
+  readonly error?: { readonly code: string; readonly message: string };
 }
 
 export class AcmeService {
@@ -37,6 +72,11 @@ export class AcmeService {
   readonly #rules: readonly SolverRule[];
   readonly #issuers = new Map<string, AcmeIssuer>();
   readonly #options: AcmeServiceOptions;
+  /** The last reconciled `acme.accounts`, by name, with each entry's index (for field names). */
+  #declared = new Map<string, { readonly config: AcmeAccountConfig; readonly index: number }>();
+  readonly #status = new Map<string, DeclaredAccountStatus>();
+  /** One registration per declared account at a time, whether the reconcile or an issue asked. */
+  readonly #registering = new Map<string, Promise<AcmeAccountRecord>>();
 
   constructor(options: AcmeServiceOptions) {
     this.#options = options;
@@ -89,12 +129,194 @@ export class AcmeService {
           clock: this.#options.clock,
           logger: this.#options.logger.child({ module: 'acme' }),
           random: this.#options.random ?? Math.random,
+          ensureAccount: (name, actor) => this.#ensureDeclared(name, actor),
         },
         account,
       );
       this.#issuers.set(account, issuer);
     }
     return issuer;
+  }
+
+  /**
+   * Makes the stored accounts match `acme.accounts` (see declared.ts for the rules). Never throws for one
+   * account's failure: it is reported, and retried at the next reconcile or when a certificate needs it.
+   */
+  async reconcileDeclared(
+    declared: readonly AcmeAccountConfig[],
+    actor: string,
+  ): Promise<AccountReconcileReport> {
+    const logger = this.#options.logger.child({ module: 'acme' });
+    const report: AccountReconcileReport = {
+      registered: [],
+      updated: [],
+      unchanged: [],
+      failed: [],
+      refused: [],
+      undeclared: [],
+    };
+    const previous = this.#declared;
+    this.#declared = new Map(declared.map((config, index) => [config.name, { config, index }]));
+    const failed = (name: string, err: unknown) => {
+      const e = err as { code?: string; message?: string };
+      const entry = { name, code: e.code ?? 'INTERNAL', message: e.message ?? String(err) };
+      report.failed.push(entry);
+      this.#setStatus(name, 'pending', entry);
+      logger.error(
+        { account: name, code: entry.code },
+        `declared ACME account "${name}": ${entry.message}; retried at the next reload and before a certificate is issued through it`,
+      );
+    };
+    const desired: DesiredAccount[] = [];
+    await Promise.all(
+      declared.map(async (config, index) => {
+        try {
+          desired.push(await resolveDesired(config, index));
+        } catch (err) {
+          failed(config.name, err);
+        }
+      }),
+    );
+    const plan = planDeclaredAccounts(desired, this.accounts.list());
+    await Promise.all(
+      plan.decisions.map(async (decision) => {
+        try {
+          await this.#apply(decision, actor, report);
+        } catch (err) {
+          failed(decision.name, err);
+        }
+      }),
+    );
+    for (const name of plan.undeclared) {
+      await this.accounts.updateLocal(name, { declared: false }).catch((err: unknown) => {
+        logger.warn({ account: name, err }, 'could not mark the ACME account as no longer declared');
+      });
+      report.undeclared.push(name);
+      logger.warn(
+        { account: name },
+        `ACME account "${name}" is no longer declared in acme.accounts; it is kept (not deactivated) and can still be used`,
+      );
+    }
+    for (const name of previous.keys()) {
+      if (this.#declared.has(name)) continue;
+      this.#status.delete(name);
+      // An issuer put in place for a declaration that never got registered goes with the declaration.
+      if (this.accounts.find(name) === undefined) this.#options.registry?.unregister(`acme:${name}`);
+    }
+    for (const name of this.#declared.keys()) {
+      if (this.accounts.find(name)?.status === 'deactivated') continue;
+      // Certificates naming acme:<name> resolve to this issuer before the account exists; issuing
+      // registers it first (#ensureDeclared).
+      this.#options.registry?.register(this.issuer(name));
+    }
+    for (const list of [report.registered, report.updated, report.unchanged, report.undeclared]) list.sort();
+    return report;
+  }
+
+  /** Declared accounts and whether they are registered, as of the last reconcile or registration. */
+  declaredStatus(): DeclaredAccountStatus[] {
+    return [...this.#declared.keys()]
+      .sort()
+      .map((name) => this.#status.get(name) ?? { name, state: 'pending' as const });
+  }
+
+  async #apply(decision: AccountDecision, actor: string, report: AccountReconcileReport): Promise<void> {
+    const { name } = decision;
+    switch (decision.kind) {
+      case 'register':
+        await this.#registerDeclared(name, actor);
+        report.registered.push(name);
+        return;
+      case 'unchanged':
+        this.#setStatus(name, 'registered');
+        report.unchanged.push(name);
+        return;
+      case 'refused':
+        report.refused.push({ name, message: decision.message });
+        this.#setStatus(name, 'refused', { code: 'CONFIG_INVALID', message: decision.message });
+        this.#options.logger.error({ account: name }, decision.message);
+        return;
+      case 'update':
+        if (decision.adopt || decision.caPem !== undefined) {
+          await this.accounts.updateLocal(name, {
+            declared: true,
+            ...(decision.caPem !== undefined ? { caPem: decision.caPem } : {}),
+          });
+        }
+        if (decision.contact !== undefined) {
+          const email = decision.contact[0]?.replace(/^mailto:/, '');
+          await auditedChange(
+            this.#options.audit,
+            {
+              actor,
+              action: 'acme.account.update',
+              subject: `acme:${name}`,
+              details: { contact: decision.contact.join(','), declared: true },
+            },
+            () => this.accounts.updateContact(name, email),
+          );
+        }
+        this.#setStatus(name, 'registered');
+        report.updated.push(name);
+        return;
+    }
+  }
+
+  /** Registers a declared account, audited as the API's register is; concurrent callers share one attempt. */
+  #registerDeclared(name: string, actor: string): Promise<AcmeAccountRecord> {
+    let pending = this.#registering.get(name);
+    if (pending === undefined) {
+      const entry = this.#declared.get(name);
+      if (entry === undefined) return Promise.resolve(this.accounts.get(name));
+      pending = (async () => {
+        const input = await registerInput(entry.config, entry.index, this.#options.env ?? process.env);
+        return auditedChange(
+          this.#options.audit,
+          {
+            actor,
+            action: 'acme.account.register',
+            subject: `acme:${name}`,
+            details: {
+              directory: input.directory,
+              eab: input.eab !== undefined,
+              customTrust: input.caPem !== undefined,
+              declared: true,
+            },
+          },
+          () => this.accounts.register(input),
+        );
+      })().finally(() => this.#registering.delete(name));
+      this.#registering.set(name, pending);
+    }
+    return pending.then((record) => {
+      this.#setStatus(name, 'registered');
+      return record;
+    });
+  }
+
+  /** Before an issue: a declared account that is not registered yet (the CA was down) is registered now. */
+  async #ensureDeclared(name: string, actor: string): Promise<void> {
+    if (this.accounts.find(name) !== undefined || !this.#declared.has(name)) return;
+    try {
+      await this.#registerDeclared(name, actor);
+    } catch (err) {
+      const e = err as { code?: string; message?: string };
+      this.#setStatus(name, 'pending', { code: e.code ?? 'INTERNAL', message: e.message ?? String(err) });
+      throw notRegisteredYet(name, err);
+    }
+  }
+
+  #setStatus(
+    name: string,
+    state: DeclaredAccountStatus['state'],
+    error?: { readonly code: string; readonly message: string },
+  ): void {
+    this.#status.set(name, {
+      name,
+      state,
+      lastAttemptAt: this.#options.clock.now().toISOString(),
+      ...(error ? { error } : {}),
+    });
   }
 
   /** Issuers of the accounts that can issue now. */

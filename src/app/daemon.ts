@@ -12,7 +12,7 @@ import { createRevocationServer } from '../api/routes/revocation.js';
 import { clientCaCertificates } from '../api/auth/mtls.js';
 import { createMetrics } from '../api/metrics.js';
 import { ensureDaemonCertificate } from '../ca/authority.js';
-import { AcmeService } from '../acme/index.js';
+import { AcmeService, checkDeclaredAccounts, type AccountReconcileReport } from '../acme/index.js';
 import { createLogger } from './logger.js';
 import type { IssuerRegistry } from '../issuer/registry.js';
 import { createTargets } from '../deploy/index.js';
@@ -29,8 +29,8 @@ export interface RunningDaemon {
   readonly url: string;
   /** Runs a scheduled sweep now (renewal, daemon-tls, …) and waits for it. */
   runSweep(name: string): Promise<void>;
-  /** Re-read the configuration and reconcile its certificates (SIGHUP). */
-  reload(actor: string): Promise<ReconcileReport>;
+  /** Re-read the configuration and reconcile its ACME accounts and certificates (SIGHUP). */
+  reload(actor: string): Promise<DaemonReconcileReport>;
   readonly sealed: boolean;
   /** Graceful: stop accepting, finish in-flight requests and writes, close the audit log and store. */
   stop(): Promise<void>;
@@ -45,6 +45,9 @@ export interface StartDaemonOptions {
   readonly logDestination?: NodeJS.WritableStream;
 }
 
+/** The certificates' report, and the declared ACME accounts' when the daemon is unsealed. */
+export type DaemonReconcileReport = ReconcileReport & { readonly acmeAccounts?: AccountReconcileReport };
+
 /** Starts the daemon in this process and resolves once it listens. */
 export async function startDaemon(options: StartDaemonOptions): Promise<RunningDaemon> {
   const { config } = options;
@@ -55,6 +58,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
   config.certificates.forEach((c, i) =>
     createTargets(c.deploy, { allowedDirs: config.deploy.allowedDirs, field: `certificates[${i}].deploy` }),
   );
+  throwConfigIssues(checkDeclaredAccounts(config.acme.accounts));
   // The audit chain is verified once the daemon listens (verifyChain below): on a long log it was most
   // of the start-up. Until then appends chain onto the last entry, which open did check.
   const services = await openServices(config, clock, logger, { deferAuditVerification: true });
@@ -115,21 +119,28 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
             logger,
             config: config.acme,
             registry: unsealed.issuers,
+            audit: services.audit,
           });
     await acme?.start();
-    const reconcile = async (declared: Config['certificates'], actor: string) => {
-      if (unsealed !== undefined) checkIssuers(declared, unsealed.issuers);
-      return reconcileDeclared({
+    // Declared ACME accounts first, so the certificates' reconcile and first issues find them.
+    const reconcile = async (next: Config, actor: string): Promise<DaemonReconcileReport> => {
+      throwConfigIssues(checkDeclaredAccounts(next.acme.accounts));
+      if (unsealed !== undefined) checkIssuers(next.certificates, unsealed.issuers, next.acme.accounts);
+      const acmeAccounts = await acme?.reconcileDeclared(next.acme.accounts, actor);
+      if (acmeAccounts !== undefined && next.acme.accounts.length + acmeAccounts.undeclared.length > 0)
+        logger.info({ ...acmeAccounts }, 'reconciled the configured ACME accounts');
+      const report = await reconcileDeclared({
         store: services.store,
         audit: services.audit,
         clock,
         logger,
-        declared,
+        declared: next.certificates,
         actor,
       });
+      return acmeAccounts === undefined ? report : { ...report, acmeAccounts };
     };
     if (unsealed !== undefined) {
-      const report = await reconcile(config.certificates, 'system');
+      const { acmeAccounts: _a, ...report } = await reconcile(config, 'system');
       logger.info({ ...report }, 'reconciled the configured certificates');
     }
     const scheduler =
@@ -148,7 +159,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
     const reload = async (actor: string) => {
       if (unsealed === undefined) throw new ApiError('DAEMON_SEALED', 'the daemon is sealed');
       const next = options.reloadConfig ? await options.reloadConfig() : config;
-      const report = await reconcile(next.certificates, actor);
+      const report = await reconcile(next, actor);
       await scheduler?.runNow('renewal');
       return report;
     };
@@ -323,9 +334,16 @@ export async function runDaemon(options: StartDaemonOptions & { io?: unknown }):
   await daemon.stop();
 }
 
-/** A declared certificate naming an issuer that does not exist is a configuration error, named by field. */
-function checkIssuers(declared: Config['certificates'], issuers: IssuerRegistry): void {
-  const known = new Set<string>(issuers.refs());
+/**
+ * A declared certificate naming an issuer that does not exist is a configuration error, named by field.
+ * A declared ACME account counts as existing: it is registered before its first certificate is issued.
+ */
+function checkIssuers(
+  declared: Config['certificates'],
+  issuers: IssuerRegistry,
+  accounts: Config['acme']['accounts'],
+): void {
+  const known = new Set<string>([...issuers.refs(), ...accounts.map((a) => `acme:${a.name}`)]);
   const issues = declared.flatMap((c, i) =>
     known.has(c.issuer)
       ? []
@@ -336,6 +354,10 @@ function checkIssuers(declared: Config['certificates'], issuers: IssuerRegistry)
           },
         ],
   );
+  throwConfigIssues(issues);
+}
+
+function throwConfigIssues(issues: ReadonlyArray<{ path: string; message: string }>): void {
   if (issues.length > 0) {
     throw new ConfigError(
       'CONFIG_INVALID',

@@ -263,8 +263,61 @@ const acmeSolver = z.union([
 ]);
 export type AcmeSolverConfig = z.output<typeof acmeSolver>;
 
+/**
+ * An ACME account declared in configuration (docs/acme.md "Declared accounts"): registered by the daemon
+ * when missing, never deactivated when removed. The directory alias list lives in acme/ (the daemon
+ * checks an alias exists at start and reload).
+ */
+const acmeAccount = z.strictObject({
+  name,
+  directory: z
+    .string()
+    .max(2048)
+    .regex(
+      /^(https:\/\/\S+|[a-z][a-z0-9-]*)$/,
+      'use an https:// directory URL or an alias such as letsencrypt or letsencrypt-staging (docs/acme.md)',
+    ),
+  email: z.email('use an address like ops@example.com').max(254).optional(),
+  // RFC 8555 §7.3: newAccount carries termsOfServiceAgreed; as certbot's --agree-tos, only an explicit yes.
+  termsOfServiceAgreed: z.literal(true, {
+    error:
+      "set termsOfServiceAgreed: true once you have read and agreed to the CA's terms of service (as certbot's --agree-tos)",
+  }),
+  /** External Account Binding (RFC 8555 §7.3.4), used once at registration. */
+  eab: z
+    .strictObject({
+      kid: z.string().min(1).max(256),
+      hmac: z
+        .string()
+        .regex(
+          /^(env:[A-Za-z_][A-Za-z0-9_]*|file:\/.+)$/,
+          'the EAB HMAC key is never written in the configuration: use env:VARIABLE or file:/absolute/path',
+        ),
+    })
+    .optional(),
+  /** PEM trust for the directory's HTTPS (private ACME servers, pebble), as `--ca-file` of register. */
+  caFile: z.string().min(1).optional(),
+});
+export type AcmeAccountConfig = z.output<typeof acmeAccount>;
+
+const acmeAccounts = z.array(acmeAccount).superRefine((accounts, ctx) => {
+  const first = new Map<string, number>();
+  accounts.forEach((a, i) => {
+    const seen = first.get(a.name);
+    if (seen === undefined) first.set(a.name, i);
+    else
+      ctx.addIssue({
+        code: 'custom',
+        path: [i, 'name'],
+        message: `duplicate account name "${a.name}" (also acme.accounts[${seen}].name); names must be unique`,
+      });
+  });
+});
+
 const acme = z.strictObject({
   http01: z.strictObject({ listen: hostPort.optional() }).prefault({}),
+  /** Accounts the daemon registers at start, SIGHUP and POST /v1/reload when they do not exist yet. */
+  accounts: acmeAccounts.default([]),
   solvers: z.array(acmeSolver).default([{ http01: {} }]),
   /** Timeout of one HTTP request to an ACME server. */
   requestTimeout: duration.default(30_000),

@@ -52,6 +52,7 @@ export function accountView(r: AcmeAccountRecord) {
     termsOfServiceAgreed: r.termsOfServiceAgreed,
     termsOfService: r.termsOfService ?? null,
     preferredChain: r.preferredChain ?? null,
+    declared: r.declared === true,
     createdAt: r.createdAt,
     updatedAt: r.updatedAt,
     keyRolledAt: r.keyRolledAt ?? null,
@@ -70,10 +71,12 @@ export function acmeRoutes(deps: ApiDeps): FastifyPluginAsync {
   return async (app) => {
     app.get('/v1/acme/accounts', (request) => {
       authorize(request.principal!, 'acme.read');
-      const accounts = acmeOf(deps)
-        .accounts.list()
-        .filter((a) => inScope(request.principal!, { kind: 'acme', name: a.id }));
-      return { accounts: accounts.map(accountView) };
+      const acme = acmeOf(deps);
+      const visible = (name: string) => inScope(request.principal!, { kind: 'acme', name });
+      const accounts = acme.accounts.list().filter((a) => visible(a.id));
+      // acme.accounts entries, registered or not yet (the CA was down: pending, with the last error).
+      const declared = acme.declaredStatus().filter((d) => visible(d.name));
+      return { accounts: accounts.map(accountView), declared };
     });
 
     app.get('/v1/acme/accounts/:name', (request) => {

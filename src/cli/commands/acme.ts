@@ -20,6 +20,12 @@ interface AccountView {
   keyRolledAt: string | null;
 }
 
+interface DeclaredView {
+  name: string;
+  state: 'registered' | 'pending' | 'refused';
+  error?: { code: string; message: string };
+}
+
 /**
  * `--ca-file` is also the global option (trust for the daemon's HTTPS), and commander gives every
  * occurrence to the global. DESIGN §4 spells `acme account register … --ca-file F` for the directory's
@@ -134,17 +140,26 @@ export function acmeCommand(program: Command, io: CliIo, globals: () => GlobalOp
     .description('list ACME accounts')
     .action(async () => {
       const g = globals();
-      const { accounts } = await (await connect(g, io)).get<{ accounts: AccountView[] }>('/v1/acme/accounts');
-      emit(io, g.json, { accounts }, () =>
-        table(
-          accounts.map((a) => ({
-            ...a,
-            directory: a.directoryAlias ?? a.directoryUrl,
-            contact: a.contact.join(',') || '-',
-            eab: a.eabKid ?? '-',
-          })),
-          ['name', 'status', 'directory', 'contact', 'eab', 'createdAt'],
-        ),
+      const { accounts, declared = [] } = await (
+        await connect(g, io)
+      ).get<{ accounts: AccountView[]; declared?: DeclaredView[] }>('/v1/acme/accounts');
+      // Declared in acme.accounts but not registered (yet): the error says why.
+      const notRegistered = declared.filter((d) => d.state !== 'registered');
+      emit(io, g.json, { accounts, declared }, () =>
+        [
+          table(
+            accounts.map((a) => ({
+              ...a,
+              directory: a.directoryAlias ?? a.directoryUrl,
+              contact: a.contact.join(',') || '-',
+              eab: a.eabKid ?? '-',
+            })),
+            ['name', 'status', 'directory', 'contact', 'eab', 'createdAt'],
+          ),
+          ...notRegistered.map(
+            (d) => `${d.name}: declared, ${d.state}: ${d.error?.message ?? 'not registered yet'}`,
+          ),
+        ].join('\n'),
       );
     });
 
