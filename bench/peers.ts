@@ -636,7 +636,7 @@ function render(rows: readonly Row[], plan: Plan, installed: string[], skipped: 
     PINNABLE
       ? 'each server pinned to CPU 0 (taskset; keywright is the daemon in a child of the bench process, all its threads pinned), the load generator (this Node process, one event loop) to CPU 1.'
       : 'NOT pinned (one core or no taskset): servers and load generator share the CPUs.',
-    "keywright commits every issuance (store + fsync'd audit entry) and audits every key export; cfssl persists nothing (no -db-config); nginx sends a cached file.",
+    "keywright commits every issuance (store + fsync'd audit entry) and audits every key export (its entry written before the key is sent, fdatasync'd beside the next pulls: audit.exportDurability written, the default); cfssl persists nothing (no -db-config); nginx sends a cached file.",
     `sign: the same ${CSR_POOL} distinct P-256 CSRs (one key each, cycled) both sides, profile server (digitalSignature, serverAuth), P-256 CA (keywright signs with its default intermediate, cfssl with its root).`,
     'The load generator is one Node process: against nginx it is likely the bottleneck, so the nginx figure is a lower bound and the ratio an upper bound.',
     `peers used: ${installed.join(', ') || 'none'}${skipped.length ? `; skipped: ${skipped.join('; ')}` : ''}`,

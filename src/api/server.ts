@@ -1,14 +1,17 @@
-import { randomUUID } from 'node:crypto';
+import { createServer as createHttpServer, type RequestListener } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
   type FastifyRequest,
 } from 'fastify';
-import { ApiError, AppError, isAppError, toAppError } from '../core/errors.js';
+import { ApiError, AppError } from '../core/errors.js';
 import type { Principal } from '../access/principal.js';
 import type { ApiDeps } from './deps.js';
-import { toProblem } from './problem.js';
+import { bearerToken, problemAnswer, requestIdOf } from './answers.js';
+import { bundleHotPath } from './hot-path.js';
+import { RateLimiter, rateHeaders } from './rate-limit.js';
 import { healthRoutes } from './routes/health.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { auditRoutes } from './routes/audit.js';
@@ -24,7 +27,6 @@ import { deploymentRoutes } from './routes/deployments.js';
 import { mtlsRenewRoutes } from './routes/mtls-renew.js';
 import { eventRoutes } from './routes/events.js';
 import { backupRoutes } from './routes/backup.js';
-import rateLimit from '@fastify/rate-limit';
 import type { TLSSocket } from 'node:tls';
 import { principalActor } from '../access/principal.js';
 import { MtlsAuthenticator, checkIdentityRules, type MtlsIdentityRule } from './auth/mtls.js';
@@ -58,17 +60,27 @@ declare module 'fastify' {
 
 /** Builds the fastify app: auth, problem+json errors, request ids and one plugin per resource. */
 export function createApiServer(deps: ApiDeps, options: ApiServerOptions): FastifyInstance {
+  const limiter = options.rateLimit === undefined ? undefined : new RateLimiter(options.rateLimit);
+  let closing = false;
+  const hotPath = bundleHotPath({ deps, logger: options.logger, limiter, closing: () => closing });
+  const https = options.https ? httpsOptions(options.https) : undefined;
   const app = Fastify({
     loggerInstance: options.logger,
     bodyLimit: options.bodyLimit,
-    ...(options.https ? { https: httpsOptions(options.https) } : {}),
-    genReqId: (req) => {
-      const given = req.headers['x-request-id'];
-      return typeof given === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(given) ? given : randomUUID();
+    // The server is ours so bundle pulls can be answered before fastify sees them (hot-path.ts).
+    serverFactory: (fastifyHandler: RequestListener) => {
+      const handler: RequestListener = (req, res) => {
+        if (!hotPath(req, res)) fastifyHandler(req, res);
+      };
+      return https ? createHttpsServer(https, handler) : createHttpServer(handler);
     },
+    genReqId: requestIdOf,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   }) as unknown as FastifyInstance;
+  app.addHook('preClose', () => {
+    closing = true;
+  });
 
   // JSON only: a text/plain body is refused (415-style) rather than handed to handlers as a string.
   app.removeContentTypeParser('text/plain');
@@ -91,42 +103,26 @@ export function createApiServer(deps: ApiDeps, options: ApiServerOptions): Fasti
         'the daemon is sealed: start it with its master key (see keywright serve --help)',
       );
     }
-    if (config.public) return;
-    request.principal = authenticate(deps, request, mtls);
+    if (!config.public) request.principal = authenticate(deps, request, mtls);
+    if (limiter === undefined) return;
+    const decision = limiter.take(request.principal ? principalActor(request.principal) : `ip:${request.ip}`);
+    void reply.headers(rateHeaders(decision));
+    if (!decision.allowed) {
+      throw new ApiError(
+        'API_RATE_LIMITED',
+        `too many requests: at most ${decision.limit} a minute for this caller; retry in ${decision.resetSeconds} s`,
+        { details: { limit: decision.limit, retryAfterSeconds: decision.resetSeconds } },
+      );
+    }
   });
-
-  if (options.rateLimit !== undefined) {
-    // Route-level onRequest hooks run after the authentication hook above, so the key is the caller.
-    void app.register(rateLimit, {
-      max: options.rateLimit,
-      timeWindow: 60_000,
-      keyGenerator: (request) => (request.principal ? principalActor(request.principal) : `ip:${request.ip}`),
-      errorResponseBuilder: (_request, context) =>
-        new ApiError(
-          'API_RATE_LIMITED',
-          `too many requests: at most ${context.max} a minute for this caller; retry in ${context.after}`,
-          { details: { limit: context.max, retryAfterSeconds: Math.ceil(context.ttl / 1000) } },
-        ),
-    });
-  }
 
   app.setNotFoundHandler((request) => {
     throw new ApiError('API_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`);
   });
 
   app.setErrorHandler((error: FastifyError | AppError, request, reply) => {
-    const appError = fromFastifyError(error);
-    const problem = toProblem(appError, request.id);
-    if (problem.status >= 500) request.log.error({ err: error, code: appError.code }, 'request failed');
-    else request.log.info({ code: appError.code, status: problem.status }, 'request refused');
-    if (
-      appError.code === 'AUTH_REQUIRED' ||
-      appError.code === 'AUTH_INVALID' ||
-      appError.code === 'AUTH_CERT_INVALID'
-    ) {
-      void reply.header('www-authenticate', 'Bearer realm="keywright"');
-    }
-    return reply.status(problem.status).type('application/problem+json').send(problem);
+    const { problem, headers } = problemAnswer(error, request.id, request.log);
+    return reply.status(problem.status).headers(headers).send(problem);
   });
 
   void app.register(healthRoutes(deps));
@@ -175,25 +171,8 @@ function authenticate(
       'this route needs a bearer token ("Authorization: Bearer kw_…") or a client certificate from the internal CA',
     );
   }
-  const m = /^Bearer ([^\s]+)$/i.exec(header);
-  if (!m) throw new AppError('AUTH_INVALID', 'the Authorization header must be "Bearer <token>"');
-  return deps.tokens.authenticate(m[1]!);
-}
-
-/** fastify's own errors (body limits, JSON syntax, content type) become our codes, once, here. */
-function fromFastifyError(error: FastifyError | AppError): AppError {
-  if (isAppError(error)) return error;
-  switch (error.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new ApiError('API_BODY_TOO_LARGE', 'the request body is larger than the limit (api.bodyLimit)');
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new ApiError('API_BAD_REQUEST', 'the request body is not valid JSON');
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new ApiError('API_UNSUPPORTED_MEDIA', 'send the body as application/json');
-    default:
-      if (error.statusCode === 400) return new ApiError('API_BAD_REQUEST', 'the request is malformed');
-      return toAppError(error);
-  }
+  const token = bearerToken(header);
+  if (token === undefined)
+    throw new AppError('AUTH_INVALID', 'the Authorization header must be "Bearer <token>"');
+  return deps.tokens.authenticate(token);
 }

@@ -28,6 +28,8 @@ export interface Harness {
   audit: AuditLog;
   store: Store;
   sealed: { value: boolean };
+  /** Requests fastify saw (the bundle hot path answers some before it does). */
+  fastifyRequests: { value: number };
   /** With `unsealed: true`. */
   unsealed?: UnsealedServices;
   call(
@@ -55,6 +57,8 @@ export async function startApi(
     unsealed?: boolean;
     /** Configuration keys for the unsealed services (top-level keys replace the harness's). */
     config?: Record<string, unknown>;
+    /** api.rateLimit: requests a minute per caller. */
+    rateLimit?: number;
   } = {},
 ): Promise<Harness> {
   const dataDir = await tempDir(t, 'kw-api-');
@@ -93,8 +97,17 @@ export async function startApi(
       isSealed: () => sealed.value,
       notReadyReason: () => undefined,
     },
-    { logger: createLogger('silent'), bodyLimit: options.bodyLimit ?? 64 * 1024 },
+    {
+      logger: createLogger('silent'),
+      bodyLimit: options.bodyLimit ?? 64 * 1024,
+      ...(options.rateLimit === undefined ? {} : { rateLimit: options.rateLimit }),
+    },
   );
+  const fastifyRequests = { value: 0 };
+  // onResponse: it runs for refused requests too, which end the onRequest chain early.
+  app.addHook('onResponse', async () => {
+    fastifyRequests.value += 1;
+  });
   await app.listen({ host: '127.0.0.1', port: 0 });
   t.after(async () => {
     await app.close();
@@ -111,6 +124,7 @@ export async function startApi(
     audit,
     store,
     sealed,
+    fastifyRequests,
     ...(unsealed ? { unsealed } : {}),
     call: (method, path, o = {}) => call(url, method, path, o),
   };

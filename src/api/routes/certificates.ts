@@ -14,7 +14,7 @@ import type { CertificateRecord, VersionRecord } from '../../lifecycle/records.j
 import type { ApiDeps } from '../deps.js';
 import { parseInput } from '../validate.js';
 import { durationText } from '../schemas.js';
-import { actorOf, audited } from '../audited.js';
+import { actorOf, audited, type AuditedAction } from '../audited.js';
 import { longPolls, waitParam } from '../long-poll.js';
 import { etagMatches } from '../../vpn/index.js';
 import {
@@ -258,7 +258,7 @@ export function certificateRoutes(deps: ApiDeps): FastifyPluginAsync {
       const recipient = format === 'sealed' ? sealRecipientFor(deps, request) : undefined;
       const certs = service(deps);
       let current = certs.current(name);
-      const etagOf = () => `"${current.fingerprint.slice(0, 32)}${withKey ? '-k' : ''}-${format}"`;
+      const etagOf = () => bundleEtag(current, withKey, format);
       const ifNoneMatch = request.headers['if-none-match'];
       await hold(reply, {
         waitSeconds: wait,
@@ -276,16 +276,8 @@ export function certificateRoutes(deps: ApiDeps): FastifyPluginAsync {
       if (etagMatches(ifNoneMatch, etag)) return reply.status(304).send();
       const version = current.version;
       const material = withKey
-        ? await audited(
-            deps,
-            request,
-            {
-              action: 'key.export',
-              disclosure: true,
-              subject: `cert:${name}`,
-              details: { version, format, ...(recipient ? { sealedTo: recipient.kid } : {}) },
-            },
-            () => certs.bundle(name, true),
+        ? await audited(deps, request, keyExportAudit(name, version, format, recipient?.kid), () =>
+            certs.bundle(name, true),
           )
         : await certs.bundle(name, false);
       if (material.version.id !== current.id) {
@@ -305,8 +297,36 @@ export function certificateRoutes(deps: ApiDeps): FastifyPluginAsync {
   };
 }
 
+/** A bundle's ETag: the version's fingerprint, whether the key is in it, and the format. */
+export function bundleEtag(version: VersionRecord, withKey: boolean, format: string): string {
+  return `"${version.fingerprint.slice(0, 32)}${withKey ? '-k' : ''}-${format}"`;
+}
+
+/** The audit entry of a bundle pull with its key, made before the key is unsealed. */
+export function keyExportAudit(
+  name: string,
+  version: number,
+  format: string,
+  sealedTo: string | undefined,
+): AuditedAction {
+  return {
+    action: 'key.export',
+    disclosure: true,
+    subject: `cert:${name}`,
+    details: { version, format, ...(sealedTo !== undefined ? { sealedTo } : {}) },
+  };
+}
+
+/** format=pem: the full chain, then the key when the caller may have it. */
+export function bundlePem(m: BundleMaterial): string {
+  const fullchain = [m.certificatePem, ...m.chainPem].join('');
+  return m.privateKeyPem ? `${fullchain}${m.privateKeyPem}` : fullchain;
+}
+
+export const PEM_CHAIN_MEDIA_TYPE = 'application/pem-certificate-chain';
+
 /** The JSON bundle (format=json, and the plaintext of format=sealed). */
-function bundleJson(name: string, m: BundleMaterial) {
+export function bundleJson(name: string, m: BundleMaterial) {
   const keyPem = m.privateKeyPem;
   return {
     name,
@@ -328,15 +348,11 @@ function sendBundle(
   format: 'pem' | 'json' | 'p12',
   m: BundleMaterial,
 ) {
-  const keyPem = m.privateKeyPem;
-  const fullchain = [m.certificatePem, ...m.chainPem].join('');
   switch (format) {
     case 'json':
       return reply.send(bundleJson(name, m));
     case 'pem':
-      return reply
-        .type('application/pem-certificate-chain')
-        .send(keyPem ? `${fullchain}${keyPem}` : fullchain);
+      return reply.type(PEM_CHAIN_MEDIA_TYPE).send(bundlePem(m));
     case 'p12': {
       const password = request.headers['x-keywright-p12-password'];
       if (typeof password !== 'string' || password.length < 8) {
