@@ -300,19 +300,26 @@ const acmeAccount = z.strictObject({
 });
 export type AcmeAccountConfig = z.output<typeof acmeAccount>;
 
-const acmeAccounts = z.array(acmeAccount).superRefine((accounts, ctx) => {
-  const first = new Map<string, number>();
-  accounts.forEach((a, i) => {
-    const seen = first.get(a.name);
-    if (seen === undefined) first.set(a.name, i);
-    else
-      ctx.addIssue({
-        code: 'custom',
-        path: [i, 'name'],
-        message: `duplicate account name "${a.name}" (also acme.accounts[${seen}].name); names must be unique`,
-      });
-  });
-});
+// Checked even when another field of an entry is bad (`when`), so every problem is reported at once;
+// the entries may then be only partly valid, hence the defensive reading of `name`.
+const acmeAccounts = z.array(acmeAccount).superRefine(
+  (accounts, ctx) => {
+    const first = new Map<string, number>();
+    (accounts as unknown[]).forEach((a, i) => {
+      const entryName = (a as { name?: unknown } | null)?.name;
+      if (typeof entryName !== 'string') return;
+      const seen = first.get(entryName);
+      if (seen === undefined) first.set(entryName, i);
+      else
+        ctx.addIssue({
+          code: 'custom',
+          path: [i, 'name'],
+          message: `duplicate account name "${entryName}" (also acme.accounts[${seen}].name); names must be unique`,
+        });
+    });
+  },
+  { when: (payload) => Array.isArray(payload.value) },
+);
 
 const acme = z.strictObject({
   http01: z.strictObject({ listen: hostPort.optional() }).prefault({}),

@@ -83,6 +83,18 @@ describe('config: acme.accounts', () => {
       ].join('\n'),
     );
     assert.deepEqual(Object.keys(issues), ['acme.accounts[2].name']);
+    const withOtherErrors = await issuesOf(
+      t,
+      [
+        '    - { name: le, directory: letsencrypt, termsOfServiceAgreed: false }',
+        '    - { name: le, directory: letsencrypt-staging, termsOfServiceAgreed: true }',
+      ].join('\n'),
+    );
+    assert.deepEqual(
+      Object.keys(withOtherErrors).sort(),
+      ['acme.accounts[0].termsOfServiceAgreed', 'acme.accounts[1].name'],
+      'a duplicate is reported with the other problems, not after they are fixed',
+    );
     assert.match(
       issues['acme.accounts[2].name']!,
       /duplicate account name "le" \(also acme\.accounts\[0\]\.name\)/,
