@@ -1,7 +1,11 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 
-/** One JSON request on a fresh connection (set-up calls of the benches); HTTPS trusts `ca` when given. */
+/**
+ * One JSON request on a fresh connection (set-up calls of the benches); HTTPS trusts `ca` when given.
+ * Gives up after 10 s without progress, so a peer that accepts and never answers fails the bench
+ * instead of holding it forever (seen once with cfssl at start).
+ */
 export function requestJson(
   base: string,
   method: string,
@@ -30,6 +34,7 @@ export function requestJson(
         res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
       },
     );
+    req.setTimeout(10_000, () => req.destroy(new Error(`${method} ${url.href}: no answer within 10 s`)));
     req.on('error', reject);
     req.end(payload);
   });
