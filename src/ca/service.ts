@@ -12,7 +12,7 @@ import { CaError, KeyError, ValidationError, isAppError } from '../core/errors.j
 import { NAME_PATTERN } from '../core/ids.js';
 import type { CaProfileConfig } from '../config/schema.js';
 import type { Sealer } from '../keys/port.js';
-import { exportPkcs8Der, generateKeyPair, importPrivateKey, keyTypeOf } from '../keys/generate.js';
+import { generateKeyPair, generateKeyToHandOut, importPrivateKey, keyTypeOf } from '../keys/generate.js';
 import type { Store } from '../store/port.js';
 import type { AuditRecorder } from '../audit/audit-log.js';
 import type { IssueResult, OpContext } from '../issuer/port.js';
@@ -505,19 +505,23 @@ export class CaService {
         throw invalidArgument('sans', `${JSON.stringify(san.slice(0, 100))}: ${(err as Error).message}`);
       }
     }
-    const { privateKey, publicKey } = await generateKeyPair(keyType);
+    const { publicKey, pkcs8Der: der } = await generateKeyToHandOut(keyType);
     const audit = this.#leafAudit(name, 'ca.issue', ctx, { keyType });
-    const result = await issuer.issueForKey(
-      {
-        publicKey,
-        sans: input.sans,
-        ...(input.profile !== undefined ? { profile: input.profile } : {}),
-        ...(input.lifetimeMs !== undefined ? { lifetimeMs: input.lifetimeMs } : {}),
-      },
-      ctx,
-      audit.beforeCommit,
-    );
-    const der = exportPkcs8Der(privateKey);
+    const result = await issuer
+      .issueForKey(
+        {
+          publicKey,
+          sans: input.sans,
+          ...(input.profile !== undefined ? { profile: input.profile } : {}),
+          ...(input.lifetimeMs !== undefined ? { lifetimeMs: input.lifetimeMs } : {}),
+        },
+        ctx,
+        audit.beforeCommit,
+      )
+      .catch((err: unknown) => {
+        der.fill(0);
+        throw err;
+      });
     try {
       return {
         ...result,

@@ -225,6 +225,11 @@ export function spkiOf(key: KeyObject): SpkiInfo {
   const der =
     (pub.asymmetricKeyType === 'rsa' ? undefined : spkiFromJwk(pub.export({ format: 'jwk' }))) ??
     pub.export({ type: 'spki', format: 'der' });
+  return rememberSpki(key, der);
+}
+
+/** Records the SPKI of `key` already known to the caller (built with its key pair), for spkiOf. */
+export function rememberSpki(key: KeyObject, der: Buffer): SpkiInfo {
   const keyBits = subjectPublicKeyBits(der);
   const info = { der, keyBits, keyId: createHash('sha1').update(keyBits).digest() };
   spkiCache.set(key, info);

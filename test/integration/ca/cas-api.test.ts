@@ -517,7 +517,7 @@ describe('CA management over the API, checked by openssl', () => {
       api.call('POST', `/v1/cas/${ca}/issue`, { token, body });
     const blobsBefore = (await api.store.listBlobs('')).length;
 
-    for (const key of ['ec-p256', 'ed25519', 'rsa-2048'] as const) {
+    for (const key of ['ec-p256', 'ec-p384', 'ed25519', 'rsa-2048'] as const) {
       const res = await issue({ sans: ['api.svc.internal', '10.0.0.9'], key, ttl: '7d' });
       assert.equal(res.status, 201, res.text);
       assert.equal(res.json.keyType, key);
@@ -550,7 +550,7 @@ describe('CA management over the API, checked by openssl', () => {
       assert.ok(api.store.collection<LedgerRecord>(LEDGER_COLLECTION).find(`default/${res.json.serial}`));
     }
     const audit = await api.audit.query({ action: 'ca.issue', limit: 10 });
-    assert.equal(audit.length, 3);
+    assert.equal(audit.length, 4);
     assert.ok(
       audit.every((e) => !JSON.stringify(e).includes('PRIVATE')),
       'no key in the audit log',
@@ -573,7 +573,7 @@ describe('CA management over the API, checked by openssl', () => {
     problem(await issue({ sans: ['ok.example'] }, 'default', reader), 403, 'ACCESS_DENIED');
     assert.equal(
       (await api.audit.query({ action: 'ca.issue', limit: 10 })).length,
-      3,
+      4,
       'refusals issued nothing',
     );
   });

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { spkiFromJwk } from '../../../src/pki/key-der.js';
+import { pkcs8FromJwk, spkiFromJwk } from '../../../src/pki/key-der.js';
 import { describeKey } from '../../../src/pki/algorithms.js';
 
 const makers: Record<string, () => { privateKey: KeyObject; publicKey: KeyObject }> = {
@@ -31,6 +31,33 @@ describe('SPKI from a JWK', () => {
     assert.equal(spkiFromJwk({ ...ec, crv: 'secp256k1' }), undefined);
     assert.equal(spkiFromJwk({ ...ec, x: ec.x!.slice(2) }), undefined, 'a short coordinate');
     assert.equal(spkiFromJwk({ kty: 'EC', crv: 'P-256', x: ec.x! }), undefined, 'no y');
+  });
+});
+
+describe('PKCS#8 from a private JWK', () => {
+  for (const name of ['P-256', 'P-384', 'Ed25519']) {
+    test(`${name}: byte for byte what node:crypto (OpenSSL) exports, over 200 keys`, () => {
+      for (let i = 0; i < 200; i++) {
+        const { privateKey } = makers[name]!();
+        assert.deepEqual(
+          pkcs8FromJwk(privateKey.export({ format: 'jwk' })),
+          privateKey.export({ type: 'pkcs8', format: 'der' }),
+        );
+      }
+    });
+  }
+
+  test('X25519, RSA, public keys, unknown curves and malformed scalars fall back (undefined)', () => {
+    assert.equal(pkcs8FromJwk(makers.X25519!().privateKey.export({ format: 'jwk' })), undefined);
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 });
+    assert.equal(pkcs8FromJwk(rsa.privateKey.export({ format: 'jwk' })), undefined);
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
+    const { d: _d, ...publicOnly } = ec;
+    assert.equal(pkcs8FromJwk(publicOnly), undefined, 'a public key');
+    assert.equal(pkcs8FromJwk({ ...ec, crv: 'secp256k1' }), undefined);
+    assert.equal(pkcs8FromJwk({ ...ec, d: ec.d!.slice(4) }), undefined, 'a short scalar');
+    const { y: _y, ...noY } = ec;
+    assert.equal(pkcs8FromJwk(noY), undefined, 'no y');
   });
 });
 
