@@ -4,9 +4,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BIN, kw, startServe } from '../helpers/cli.js';
-import { freePort } from '../helpers/net.js';
-import { tempDir } from '../helpers/tmp.js';
+import { BIN, kw, initAndServe } from '../helpers/cli.js';
 
 async function until(what: string, check: () => Promise<boolean>, ms = 15_000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -18,15 +16,7 @@ async function until(what: string, check: () => Promise<boolean>, ms = 15_000): 
 
 describe('keywright agent, as a user runs it', () => {
   test('--once, unchanged, an unwritable --out, then watching through a renewal and SIGTERM', async (t) => {
-    const root = await tempDir(t, 'kw-e2e-agent-');
-    const dir = join(root, 'data');
-    const init = await kw(['init', '--data-dir', dir, '--json']);
-    assert.equal(init.code, 0, init.stderr);
-    const { adminToken } = init.json<{ adminToken: string }>();
-    const port = await freePort();
-    const url = `https://127.0.0.1:${port}`;
-    await startServe(t, ['--data-dir', dir, '--listen', `127.0.0.1:${port}`], {}, `${url}/healthz`);
-    const admin = { KEYWRIGHT_DATA_DIR: dir, KEYWRIGHT_TOKEN: adminToken };
+    const { root, dir, url, env: admin } = await initAndServe(t, 'kw-e2e-agent-');
 
     const issued = await kw(
       ['cert', 'issue', 'web', '--san', 'web.internal', '--ttl', '30d', '--json'],
@@ -100,15 +90,7 @@ describe('keywright agent, as a user runs it', () => {
     assert.doesNotMatch(log, /kw_[A-Za-z0-9_-]{43}|PRIVATE KEY/, 'no secret in the agent log');
   });
   test('--vpn NET/PEER --out FILE --once: writes the config 0600, runs the command, then reports it current', async (t) => {
-    const root = await tempDir(t, 'kw-e2e-agent-vpn-');
-    const dir = join(root, 'data');
-    const init = await kw(['init', '--data-dir', dir, '--json']);
-    assert.equal(init.code, 0, init.stderr);
-    const { adminToken } = init.json<{ adminToken: string }>();
-    const port = await freePort();
-    const url = `https://127.0.0.1:${port}`;
-    await startServe(t, ['--data-dir', dir, '--listen', `127.0.0.1:${port}`], {}, `${url}/healthz`);
-    const admin = { KEYWRIGHT_DATA_DIR: dir, KEYWRIGHT_TOKEN: adminToken };
+    const { root, dir, url, env: admin } = await initAndServe(t, 'kw-e2e-agent-vpn-');
     for (const args of [
       ['vpn', 'network', 'create', 'office', '--cidr', '10.8.0.0/29'],
       ['vpn', 'peer', 'add', 'office', 'alice'],

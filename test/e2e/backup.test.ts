@@ -3,25 +3,12 @@ import assert from 'node:assert/strict';
 import { copyFile, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { kw, startServe } from '../helpers/cli.js';
+import { kw, startServe, initAndServe } from '../helpers/cli.js';
 import { freePort } from '../helpers/net.js';
-import { tempDir } from '../helpers/tmp.js';
 
 /** Needs the built CLI: `npm run build` first. */
 test('backup create from a running daemon, restore into a fresh dir, serve: same certificate, same key', async (t) => {
-  const base = await tempDir(t, 'kw-e2e-backup-');
-  const dir = join(base, 'data');
-  const init = await kw(['init', '--data-dir', dir, '--json']);
-  assert.equal(init.code, 0, init.stderr);
-  const { adminToken } = init.json<{ adminToken: string }>();
-  const port = await freePort();
-  const daemon = await startServe(
-    t,
-    ['--data-dir', dir, '--listen', `127.0.0.1:${port}`],
-    {},
-    `https://127.0.0.1:${port}/healthz`,
-  );
-  const env = { KEYWRIGHT_DATA_DIR: dir, KEYWRIGHT_TOKEN: adminToken };
+  const { root: base, dir, adminToken, daemon, env } = await initAndServe(t, 'kw-e2e-backup-');
   const issued = await kw(['cert', 'issue', 'web', '--san', 'web.internal', '--ttl', '30d', '--json'], env);
   assert.equal(issued.code, 0, issued.stderr);
   const before = join(base, 'before');

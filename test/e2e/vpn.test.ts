@@ -3,27 +3,13 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { kw, startServe } from '../helpers/cli.js';
-import { freePort } from '../helpers/net.js';
+import { kw, initAndServe } from '../helpers/cli.js';
 import { filesUnder } from '../helpers/files.js';
-import { tempDir } from '../helpers/tmp.js';
 import { parseWgQuick } from '../../src/vpn/wg-quick.js';
 
 describe('keywright vpn, as a user runs it', () => {
   test('network, peers (server-made and client-side keys), configs, a peer token, rotation', async (t) => {
-    const base = await tempDir(t, 'kw-e2e-vpn-');
-    const dir = join(base, 'data');
-    const init = await kw(['init', '--data-dir', dir, '--json']);
-    assert.equal(init.code, 0, init.stderr);
-    const { adminToken } = init.json<{ adminToken: string }>();
-    const port = await freePort();
-    const daemon = await startServe(
-      t,
-      ['--data-dir', dir, '--listen', `127.0.0.1:${port}`],
-      {},
-      `https://127.0.0.1:${port}/healthz`,
-    );
-    const env = { KEYWRIGHT_DATA_DIR: dir, KEYWRIGHT_TOKEN: adminToken };
+    const { root: base, dir, daemon, env } = await initAndServe(t, 'kw-e2e-vpn-');
     const ok = async (args: string[], e: Record<string, string> = env) => {
       const res = await kw(args, e);
       assert.equal(res.code, 0, `${args.join(' ')}: ${res.stderr}${res.stdout}`);

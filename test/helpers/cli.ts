@@ -4,6 +4,9 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
+import { join } from 'node:path';
+import { tempDir } from './tmp.js';
+import { freePort } from './net.js';
 
 export const BIN = fileURLToPath(new URL('../../bin/keywright.js', import.meta.url));
 
@@ -86,6 +89,42 @@ export async function startServe(
     }
   }
   return daemon;
+}
+
+export interface ServedDataDir {
+  /** The test's temp dir; the data dir is `root/data`. */
+  readonly root: string;
+  readonly dir: string;
+  readonly url: string;
+  readonly adminToken: string;
+  readonly daemon: Daemon;
+  /** KEYWRIGHT_DATA_DIR + KEYWRIGHT_TOKEN (admin) for `kw`. */
+  readonly env: Record<string, string>;
+}
+
+/** `keywright init` into a fresh data dir, then `serve` on a free port until healthy: where most e2e tests start. */
+export async function initAndServe(t: TestContext, prefix: string): Promise<ServedDataDir> {
+  const root = await tempDir(t, prefix);
+  const dir = join(root, 'data');
+  const init = await kw(['init', '--data-dir', dir, '--json']);
+  if (init.code !== 0) throw new Error(`init exited with ${init.code}: ${init.stderr}`);
+  const { adminToken } = init.json<{ adminToken: string }>();
+  const port = await freePort();
+  const url = `https://127.0.0.1:${port}`;
+  const daemon = await startServe(
+    t,
+    ['--data-dir', dir, '--listen', `127.0.0.1:${port}`],
+    {},
+    `${url}/healthz`,
+  );
+  return {
+    root,
+    dir,
+    url,
+    adminToken,
+    daemon,
+    env: { KEYWRIGHT_DATA_DIR: dir, KEYWRIGHT_TOKEN: adminToken },
+  };
 }
 
 function probe(url: string): Promise<boolean> {
