@@ -75,9 +75,22 @@ function restrictionsFor(folder) {
   }
   return {
     files: [`src/${folder}/**/*.ts`],
-    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns }] },
+    rules: { '@typescript-eslint/no-restricted-imports': ['error', { paths: SYNC_KEYGEN, patterns }] },
   };
 }
+
+/**
+ * Node 20's generateKeyPairSync leaves its job to the garbage collector, whose finaliser takes the new
+ * key's lock: a collection during a JWK export of that key deadlocks the process (src/keys/generate.ts).
+ */
+const SYNC_KEYGEN = [
+  {
+    name: 'node:crypto',
+    importNames: ['generateKeyPairSync'],
+    message:
+      'Use generateKeyPair from src/keys/generate.ts: generateKeyPairSync can deadlock a later JWK export.',
+  },
+];
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'data/**', 'bench/results/**', 'test/fixtures/**'] },

@@ -3,7 +3,8 @@
  * renewal"): past two thirds of its life it makes a new key of the same type, asks the daemon to sign
  * a CSR for the same names, writes key then certificate atomically and uses them from the next request.
  */
-import { X509Certificate, createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
+import { generateKeyPair, keyTypeOf } from '../keys/generate.js';
 import { AppError, toAppError } from '../core/errors.js';
 import type { Clock } from '../core/clock.js';
 import { writeFileDurable } from '../core/fs-durable.js';
@@ -33,29 +34,23 @@ export function renewalDue(certPem: string, now: number): boolean {
   return now >= from + (to - from) * RENEW_AT;
 }
 
-/** A new key of the same algorithm and size as `current`. */
-function sameKind(current: KeyObject): KeyObject {
-  const d = current.asymmetricKeyDetails ?? {};
-  switch (current.asymmetricKeyType) {
-    case 'ec':
-      return generateKeyPairSync('ec', { namedCurve: d.namedCurve ?? 'prime256v1' }).privateKey;
-    case 'rsa':
-      return generateKeyPairSync('rsa', { modulusLength: d.modulusLength ?? 2048 }).privateKey;
-    case 'ed25519':
-      return generateKeyPairSync('ed25519').privateKey;
-    case 'dsa':
-    case 'ed448':
-    case 'rsa-pss':
-    case 'x25519':
-    case 'x448':
-    case undefined:
-      break;
+/**
+ * A new key of the same type as `current` (keywright's types only), generated as the daemon does: on the
+ * threadpool, never with generateKeyPairSync, whose garbage-collected job can deadlock a later JWK export
+ * of the key (buildCsr encodes its SPKI through one; src/keys/generate.ts says more).
+ */
+async function sameKind(current: KeyObject): Promise<KeyObject> {
+  let type;
+  try {
+    type = keyTypeOf(current);
+  } catch {
+    throw new AppError(
+      'KEY_INVALID',
+      `--client-key: a ${current.asymmetricKeyType ?? 'unknown'} key cannot be renewed here`,
+      { details: { type: current.asymmetricKeyType ?? 'unknown' } },
+    );
   }
-  throw new AppError(
-    'KEY_INVALID',
-    `--client-key: a ${current.asymmetricKeyType ?? 'unknown'} key cannot be renewed here`,
-    { details: { type: current.asymmetricKeyType ?? 'unknown' } },
-  );
+  return (await generateKeyPair(type)).privateKey;
 }
 
 /**
@@ -76,7 +71,7 @@ export async function maybeRenewClientCert(
       .split(', ')
       .filter(Boolean)
       .map((s) => parseSanText(s));
-    const key = sameKind(createPrivateKey(held.key));
+    const key = await sameKind(createPrivateKey(held.key));
     const csr = csrToPem(buildCsr({ sans, privateKey: key }));
     // Same names, same CA, same lifetime: the daemon checks all three (POST /v1/mtls/renew).
     const signed = await client.renewClientCert({ csr });

@@ -3,7 +3,8 @@
  * public half, and opening the compact JWE the daemon sends. Algorithms are pinned, so a sender cannot
  * pick a weaker one (RFC 8725 §3.1).
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { generateKeyPair } from '../keys/generate.js';
 import { compactDecrypt } from 'jose';
 import { AppError } from '../core/errors.js';
 
@@ -19,8 +20,8 @@ function fromPrivate(privateKey: KeyObject): SealKey {
 }
 
 /** A fresh X25519 key pair held only in memory: the bundle is plaintext nowhere but in this process. */
-export function ephemeralSealKey(): SealKey {
-  return fromPrivate(generateKeyPairSync('x25519').privateKey);
+export async function ephemeralSealKey(): Promise<SealKey> {
+  return fromPrivate((await generateKeyPair('x25519')).privateKey);
 }
 
 /** An X25519 or RSA private key from PEM (PKCS#8), e.g. one whose public half was registered. */

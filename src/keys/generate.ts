@@ -1,9 +1,4 @@
-import {
-  createPrivateKey,
-  createPublicKey,
-  generateKeyPair as generateKeyPairCb,
-  generateKeyPairSync,
-} from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPair as generateKeyPairCb } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { KeyError } from '../core/errors.js';
@@ -23,25 +18,28 @@ export interface KeyPair {
 const RSA_PUBLIC_EXPONENT = 0x10001;
 
 /**
- * A fresh key pair of a supported type. RSA always in the async form: RSA-4096 takes up to 3 s and must
- * run on the threadpool, not block the daemon's event loop.
+ * A fresh key pair of a supported type, always generated on the threadpool. RSA-4096 takes up to 3 s
+ * and must not block the event loop; EC and Edwards keys (~0.1 ms) would be cheaper inline, but Node
+ * 20's generateKeyPairSync leaves its job to the garbage collector, whose finaliser takes the new key's
+ * lock: a collection during a later JWK export of that key (which holds the lock while it allocates)
+ * deadlocks the process. Seen here: a loop of generateKeyPairSync + export({ format: 'jwk' }) hangs in
+ * a few seconds to minutes; the async form frees its job right after the callback (test/unit/keys).
  */
 export async function generateKeyPair(type: KeyType): Promise<KeyPair> {
   const spec = KEY_SPECS[type];
   try {
     switch (spec.family) {
-      // EC and Edwards keys take ~0.1 ms: the threadpool round trip would cost more than it spares
       case 'ec':
-        return generateKeyPairSync('ec', { namedCurve: spec.namedCurve ?? 'P-256' });
+        return await generateKeyPairAsync('ec', { namedCurve: spec.namedCurve ?? 'P-256' });
       case 'rsa':
         return await generateKeyPairAsync('rsa', {
           modulusLength: spec.modulusLength ?? 2048,
           publicExponent: RSA_PUBLIC_EXPONENT,
         });
       case 'ed25519':
-        return generateKeyPairSync('ed25519');
+        return await generateKeyPairAsync('ed25519');
       case 'x25519':
-        return generateKeyPairSync('x25519');
+        return await generateKeyPairAsync('x25519');
     }
   } catch (err) {
     throw new KeyError('KEY_GENERATION_FAILED', `generating a ${type} key pair failed`, {

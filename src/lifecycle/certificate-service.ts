@@ -1,4 +1,5 @@
-import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
+import { publicKeyOf } from '../pki/algorithms.js';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
 import { CaError, IssuerError, ValidationError, toAppError } from '../core/errors.js';
@@ -213,7 +214,7 @@ export class CertificateService {
             ? await this.#unsealKey(previous)
             : (await generateKeyPair(cert.keyType)).privateKey;
         csrDer = buildCsr({ privateKey, sans: cert.sans.map(parseSanText) });
-        ownKey = createPublicKey(privateKey);
+        ownKey = publicKeyOf(privateKey); // its SPKI, encoded for the CSR, is not encoded again
       } else {
         parseCsr(csrDer); // signature and shape checked before any issuer sees it
       }

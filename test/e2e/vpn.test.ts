@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync } from '../helpers/keys.js';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { kw, initAndServe } from '../helpers/cli.js';

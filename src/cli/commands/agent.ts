@@ -168,7 +168,7 @@ async function agentOptions(flags: AgentFlags, command: string[], g: GlobalOptio
     sealKey =
       flags.sealKey !== undefined
         ? sealKeyFromPem(await readText(flags.sealKey, '--seal-key'), '--seal-key')
-        : ephemeralSealKey();
+        : await ephemeralSealKey();
   }
   return {
     server,

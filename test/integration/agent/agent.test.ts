@@ -163,7 +163,7 @@ describe('keywright agent', () => {
         certificate: 'vault',
         outDir: out,
         once: true,
-        sealKey: ephemeralSealKey(),
+        sealKey: await ephemeralSealKey(),
       },
       { logger: silentLogger },
     );

@@ -1,7 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { KeyObject } from 'node:crypto';
-import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
+import { generateKeyPairSync } from '../../helpers/keys.js';
 import { FakeClock } from '../../../src/core/clock.js';
 import { isAppError } from '../../../src/core/errors.js';
 import { createIntermediate, createRoot } from '../../../src/ca/hierarchy.js';

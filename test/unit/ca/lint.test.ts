@@ -5,7 +5,8 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createPublicKey, randomBytes } from 'node:crypto';
+import { generateKeyPairSync } from '../../helpers/keys.js';
 import { FakeClock } from '../../../src/core/clock.js';
 import { isAppError } from '../../../src/core/errors.js';
 import { prepareIntermediate } from '../../../src/ca/hierarchy.js';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync } from '../../helpers/keys.js';
 import { isAppError } from '../../../src/core/errors.js';
 import type { Profile } from '../../../src/ca/profiles.js';
 import { applyProfile, BUILTIN_PROFILES } from '../../../src/ca/profiles.js';

@@ -1,13 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  createPublicKey,
-  createSecretKey,
-  diffieHellman,
-  generateKeyPairSync,
-  sign,
-  verify,
-} from 'node:crypto';
+import { createPublicKey, createSecretKey, diffieHellman, sign, verify } from 'node:crypto';
+import { generateKeyPairSync } from '../../helpers/keys.js';
 import type { KeyObject } from 'node:crypto';
 import { isAppError } from '../../../src/core/errors.js';
 import { KEY_SPECS, KEY_TYPES } from '../../../src/pki/key-spec.js';

@@ -1,7 +1,8 @@
 import 'reflect-metadata';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, webcrypto, X509Certificate } from 'node:crypto';
+import { webcrypto, X509Certificate } from 'node:crypto';
+import { generateKeyPairSync } from '../../helpers/keys.js';
 import * as x509 from '@peculiar/x509';
 import { FakeClock } from '../../../src/core/clock.js';
 import { isAppError } from '../../../src/core/errors.js';

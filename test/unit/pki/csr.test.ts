@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync } from '../../helpers/keys.js';
 import { isAppError } from '../../../src/core/errors.js';
 import { buildCsr, csrToPem, MAX_CSR_BYTES, parseCsr } from '../../../src/pki/csr.js';
 import { encodePem } from '../../../src/pki/pem.js';

@@ -1,8 +1,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { type KeyObject } from 'node:crypto';
+import { generateKeyPairSync } from '../../helpers/keys.js';
 import { pkcs8FromJwk, spkiFromJwk } from '../../../src/pki/key-der.js';
-import { describeKey } from '../../../src/pki/algorithms.js';
+import { describeKey, keysMatch, publicKeyOf, spkiOf } from '../../../src/pki/algorithms.js';
 
 const makers: Record<string, () => { privateKey: KeyObject; publicKey: KeyObject }> = {
   'P-256': () => generateKeyPairSync('ec', { namedCurve: 'P-256' }),
@@ -80,5 +81,32 @@ describe('describeKey', () => {
     // a private key is described without a JWK (its scalar would land in a string)
     const priv = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
     assert.equal(describeKey(priv).certKeyType, 'ec-p256');
+  });
+});
+
+describe('spkiOf and publicKeyOf', () => {
+  test('a private key and its publicKeyOf share one SPKI, encoded once; both match what OpenSSL exports', () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const pub = publicKeyOf(privateKey);
+    assert.equal(publicKeyOf(privateKey), pub, 'one public KeyObject per private key');
+    assert.equal(publicKeyOf(publicKey), publicKey);
+    const proto = Object.getPrototypeOf(pub) as { export: (...a: unknown[]) => unknown };
+    const original = proto.export;
+    let exports = 0;
+    proto.export = function (this: KeyObject, ...a: unknown[]) {
+      exports += 1;
+      return original.apply(this, a);
+    };
+    try {
+      const fromPrivate = spkiOf(privateKey);
+      const fromPublic = spkiOf(pub);
+      assert.equal(fromPublic, fromPrivate);
+      assert.equal(exports, 1, 'the public half was exported once');
+    } finally {
+      proto.export = original;
+    }
+    assert.deepEqual(spkiOf(privateKey).der, publicKey.export({ type: 'spki', format: 'der' }));
+    assert.ok(keysMatch(privateKey, publicKey));
+    assert.ok(!keysMatch(privateKey, generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey));
   });
 });
