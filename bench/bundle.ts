@@ -294,7 +294,7 @@ export async function bundleBench(options: BenchOptions): Promise<BenchResult> {
       '| server | req/s | p50 ms | p99 ms | errors | × bare |',
       '|---|---|---|---|---|---|',
       row('bare node:https, same bytes', bare),
-      row('daemon: pull with key (unseal + audit fsync)', full),
+      row('daemon: pull with key (unseal + audit entry written)', full),
       row('daemon: If-None-Match → 304', notModified),
       '',
       `${held.clients} concurrent long polls (?wait=120): ${held.errors} errors, ${held.heldEarly} answered before the renewal;` +
