@@ -66,7 +66,7 @@ export async function readTextFile(path: string, flag: string): Promise<string> 
     throw new AppError(
       'INVALID_ARGUMENT',
       `${flag} ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
-      { cause: err },
+      { cause: err, details: { field: flag.replace(/^--/, '') } },
     );
   }
 }

@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { AppError } from '../../core/errors.js';
 import { parseDuration } from '../../core/duration.js';
-import type { CliIo, GlobalOptions } from '../context.js';
+import { readTextFile, type CliIo, type GlobalOptions } from '../context.js';
 import { emit } from '../output.js';
 
 interface AgentFlags {
@@ -140,7 +139,7 @@ async function agentOptions(flags: AgentFlags, command: string[], g: GlobalOptio
     );
   }
   let token = g.token ?? io.env.KEYWRIGHT_TOKEN;
-  if (g.tokenFile !== undefined) token = (await readText(g.tokenFile, '--token-file')).trim();
+  if (g.tokenFile !== undefined) token = (await readTextFile(g.tokenFile, '--token-file')).trim();
   const caFile = g.caFile ?? io.env.KEYWRIGHT_CA_FILE;
   if ((flags.clientCert === undefined) !== (flags.clientKey === undefined)) {
     throw new AppError('INVALID_ARGUMENT', '--client-cert and --client-key go together');
@@ -167,16 +166,17 @@ async function agentOptions(flags: AgentFlags, command: string[], g: GlobalOptio
     const { ephemeralSealKey, sealKeyFromPem } = await import('../../agent/index.js');
     sealKey =
       flags.sealKey !== undefined
-        ? sealKeyFromPem(await readText(flags.sealKey, '--seal-key'), '--seal-key')
+        ? sealKeyFromPem(await readTextFile(flags.sealKey, '--seal-key'), '--seal-key')
         : await ephemeralSealKey();
   }
   return {
     server,
     token,
-    ca: caFile === undefined ? undefined : await readText(caFile, '--ca-file'),
+    ca: caFile === undefined ? undefined : await readTextFile(caFile, '--ca-file'),
     clientCert:
-      flags.clientCert === undefined ? undefined : await readText(flags.clientCert, '--client-cert'),
-    clientKey: flags.clientKey === undefined ? undefined : await readText(flags.clientKey, '--client-key'),
+      flags.clientCert === undefined ? undefined : await readTextFile(flags.clientCert, '--client-cert'),
+    clientKey:
+      flags.clientKey === undefined ? undefined : await readTextFile(flags.clientKey, '--client-key'),
     out: resolve(flags.out),
     exec,
     execTimeoutMs: parseDuration(flags.execTimeout, '--exec-timeout'),
@@ -191,16 +191,4 @@ async function agentOptions(flags: AgentFlags, command: string[], g: GlobalOptio
         : undefined,
     sealKey,
   };
-}
-
-async function readText(path: string, flag: string): Promise<string> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    throw new AppError(
-      'INVALID_ARGUMENT',
-      `${flag} ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
-      { cause: err },
-    );
-  }
 }

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
-import { access, readFile } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { AppError } from '../../core/errors.js';
 import { writeFileDurable } from '../../core/fs-durable.js';
-import { connect, type CliIo, type GlobalOptions } from '../context.js';
+import { connect, readTextFile, type CliIo, type GlobalOptions } from '../context.js';
 import { writePemSet } from '../pem-files.js';
 import { emit, table } from '../output.js';
 
@@ -35,18 +35,6 @@ interface Signed {
   certificate: string;
   chain: string;
   fullchain: string;
-}
-
-async function readInput(file: string, flag: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (err) {
-    throw new AppError(
-      'INVALID_ARGUMENT',
-      `${flag} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
-      { details: { field: flag.replace(/^--/, '') } },
-    );
-  }
 }
 
 const path = (name: string, rest = '') => `/v1/cas/${encodeURIComponent(name)}${rest}`;
@@ -173,8 +161,8 @@ export function caCommand(program: Command, io: CliIo, globals: () => GlobalOpti
     .requiredOption('--key <file>', 'its private key (PEM, unencrypted)')
     .action(async (name: string, opts: { cert: string; key: string }) => {
       const g = globals();
-      const certificate = await readInput(opts.cert, '--cert');
-      const key = await readInput(opts.key, '--key');
+      const certificate = await readTextFile(opts.cert, '--cert');
+      const key = await readTextFile(opts.key, '--key');
       const res = await (
         await connect(g, io)
       ).post<{ ca: CaView }>(path(name, '/import'), {
@@ -216,7 +204,7 @@ export function caCommand(program: Command, io: CliIo, globals: () => GlobalOpti
     .option('--out <file>', 'write the certificate and its chain (PEM) to a file')
     .action(async (name: string, opts: { csr: string; profile?: string; ttl?: string; out?: string }) => {
       const g = globals();
-      const csr = await readInput(opts.csr, '--csr');
+      const csr = await readTextFile(opts.csr, '--csr');
       const res = await (
         await connect(g, io)
       ).post<Signed>(path(name, '/sign'), {
@@ -306,7 +294,7 @@ export function caCommand(program: Command, io: CliIo, globals: () => GlobalOpti
     .action(async (name: string, opts: { out: string; passphraseFile?: string }) => {
       const g = globals();
       const passphrase = opts.passphraseFile
-        ? (await readInput(opts.passphraseFile, '--passphrase-file')).replace(/\r?\n$/, '')
+        ? (await readTextFile(opts.passphraseFile, '--passphrase-file')).replace(/\r?\n$/, '')
         : io.env.KEYWRIGHT_EXPORT_PASSPHRASE;
       if (!passphrase) {
         throw new AppError(
