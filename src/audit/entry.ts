@@ -268,7 +268,16 @@ export function entryHash(entry: Readonly<Record<string, unknown>>): string {
 /** Builds the next entry of the chain: fills seq, prev and hash. */
 export function sealEntry(input: AuditInput, seq: number, time: string, prev: string): AuditEntry {
   const details = input.details === undefined ? undefined : { ...input.details };
-  const content = {
+  // The members in JCS order, written directly: the same bytes canonicalJson gives for the entry
+  // without its hash (unit test), without sorting keys and walking an object on every append.
+  const s = JSON.stringify;
+  const canonical =
+    `{"action":${s(input.action)},"actor":${s(input.actor)}` +
+    (details === undefined ? '' : `,"details":${canonicalJson(details)}`) +
+    `,"outcome":${s(input.outcome)},"prev":${s(prev)}` +
+    (input.requestId === undefined ? '' : `,"requestId":${s(input.requestId)}`) +
+    `,"seq":${s(seq)},"subject":${s(input.subject)},"time":${s(time)}}`;
+  return {
     seq,
     time,
     actor: input.actor,
@@ -278,17 +287,8 @@ export function sealEntry(input: AuditInput, seq: number, time: string, prev: st
     ...(input.requestId === undefined ? {} : { requestId: input.requestId }),
     ...(details === undefined ? {} : { details }),
     prev,
+    hash: hash('sha256', canonical, 'hex'),
   };
-  // The members in JCS order, written directly: the same bytes canonicalJson(content) gives (unit test),
-  // without sorting keys and walking the object on every append.
-  const s = JSON.stringify;
-  const canonical =
-    `{"action":${s(input.action)},"actor":${s(input.actor)}` +
-    (details === undefined ? '' : `,"details":${canonicalJson(details)}`) +
-    `,"outcome":${s(input.outcome)},"prev":${s(prev)}` +
-    (input.requestId === undefined ? '' : `,"requestId":${s(input.requestId)}`) +
-    `,"seq":${s(seq)},"subject":${s(input.subject)},"time":${s(time)}}`;
-  return { ...content, hash: hash('sha256', canonical, 'hex') };
 }
 
 /** The one line written for an entry: fixed, readable member order, newline-terminated. */
