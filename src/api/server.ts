@@ -68,11 +68,17 @@ export function createApiServer(deps: ApiDeps, options: ApiServerOptions): Fasti
     loggerInstance: options.logger,
     bodyLimit: options.bodyLimit,
     // The server is ours so bundle pulls can be answered before fastify sees them (hot-path.ts).
-    serverFactory: (fastifyHandler: RequestListener) => {
+    serverFactory: (fastifyHandler: RequestListener, opts: Record<string, unknown>) => {
       const handler: RequestListener = (req, res) => {
         if (!hotPath(req, res)) fastifyHandler(req, res);
       };
-      return https ? createHttpsServer(https, handler) : createHttpServer(handler);
+      const server = https ? createHttpsServer(https, handler) : createHttpServer(handler);
+      // What fastify applies to a server it makes itself (its defaults: keep-alive 72 s, no timeouts).
+      const ms = (key: string, fallback: number) => (typeof opts[key] === 'number' ? opts[key] : fallback);
+      server.keepAliveTimeout = ms('keepAliveTimeout', 72_000);
+      server.requestTimeout = ms('requestTimeout', 0);
+      server.setTimeout(ms('connectionTimeout', 0));
+      return server;
     },
     genReqId: requestIdOf,
     return503OnClosing: true,
