@@ -55,6 +55,17 @@ test('backup create from a running daemon, restore into a fresh dir, serve: same
   assert.equal(bad.code, 9, bad.stderr);
   assert.match(bad.stderr, /BACKUP_INVALID/);
   assert.ok(!existsSync(join(base, 'never')));
+  // verify: offline, every digest, what the backup holds; the damaged copy fails it the same way.
+  const verified = await kw(['backup', 'verify', file, '--json']);
+  assert.equal(verified.code, 0, verified.stderr);
+  const v = verified.json<{ ok: boolean; records: number; audit: { seq: number } }>();
+  assert.equal(v.ok, true);
+  assert.equal(v.audit.seq, summary.audit.seq + 1, 'the --force backup made after the first');
+  const badVerify = await kw(['backup', 'verify', damaged]);
+  assert.equal(badVerify.code, 9, badVerify.stderr);
+  assert.match(badVerify.stderr, /BACKUP_INVALID/);
+  const missing = await kw(['backup', 'verify', join(base, 'nope.backup')]);
+  assert.equal(missing.code, 2, missing.stderr);
 
   const restoredDir = join(base, 'restored');
   const restored = await kw(['backup', 'restore', file, '--data-dir', restoredDir, '--json']);

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { AppError } from '../../core/errors.js';
@@ -25,7 +26,7 @@ function describeBackup(header: BackupHeader) {
   };
 }
 
-/** `keywright backup create FILE` (online, admin token) and `backup restore FILE` (offline). */
+/** `keywright backup create FILE` (online, admin token), `backup verify FILE` and `backup restore FILE` (offline). */
 export function backupCommand(program: Command, io: CliIo, globals: () => GlobalOptions): void {
   const backup = program.command('backup').description('back up and restore the data directory');
 
@@ -54,6 +55,46 @@ export function backupCommand(program: Command, io: CliIo, globals: () => Global
           `wrote ${path} (${formatBytes(bytes.length)}): ${header.records} records, ${header.blobs} blobs (sealed keys, chains), ${header.files.length} files in all`,
           `audit log up to seq ${header.audit.seq} (head ${header.audit.hash.slice(0, 16)}…, the backup.create entry); store schema ${header.storeSchemaVersion}; KEK ${header.kek.source} ${header.kek.id}`,
           `${KEEP_KEK}.`,
+        ].join('\n'),
+      );
+    });
+
+  backup
+    .command('verify')
+    .description(
+      'check FILE is a whole, untouched backup (every digest) and say what it holds; offline, writes nothing',
+    )
+    .argument('<file>', 'the backup file')
+    .action(async (file: string) => {
+      const g = globals();
+      const path = resolve(file);
+      let stream;
+      try {
+        await stat(path);
+        stream = createReadStream(path);
+      } catch (err) {
+        throw new AppError(
+          'INVALID_ARGUMENT',
+          `${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+          {
+            cause: err,
+            details: { field: 'file' },
+          },
+        );
+      }
+      const { header, bytes } = await decodeBackup(path, stream);
+      const result = {
+        file: path,
+        ok: true,
+        uncompressedBytes: bytes,
+        ...describeBackup(header),
+        note: KEEP_KEK,
+      };
+      emit(io, g.json, result, () =>
+        [
+          `${path}: a whole keywright backup of ${header.createdAt} (keywright ${header.keywright}, store schema ${header.storeSchemaVersion})`,
+          `${header.records} records, ${header.blobs} blobs, ${header.files.length} files; every digest matches`,
+          `audit log up to seq ${header.audit.seq} (head ${header.audit.hash.slice(0, 16)}…); opens with KEK ${header.kek.source} ${header.kek.id}`,
         ].join('\n'),
       );
     });
