@@ -67,6 +67,8 @@ export function createApiServer(deps: ApiDeps, options: ApiServerOptions): Fasti
   const app = Fastify({
     loggerInstance: options.logger,
     bodyLimit: options.bodyLimit,
+    // Only read for the URLs fastify logs and reports: the factory below makes the server.
+    ...(https ? { https } : {}),
     // The server is ours so bundle pulls can be answered before fastify sees them (hot-path.ts).
     serverFactory: (fastifyHandler: RequestListener, opts: Record<string, unknown>) => {
       const handler: RequestListener = (req, res) => {
