@@ -21,7 +21,11 @@ const viaFastify = (path: string) => `${path}${path.includes('?') ? '&' : '?'}wa
 async function pull(api: Harness, path: string, token: string, headers: Record<string, string> = {}) {
   const before = api.fastifyRequests.value;
   const res = await api.call('GET', path, { token, headers });
-  await new Promise((r) => setTimeout(r, 5)); // onResponse runs when the answer is flushed: let it land
+  // fastify's onResponse runs once the answer is flushed, which may be after the client has read it:
+  // give it up to 200 ms to land (a hot-path answer never moves the counter, and costs the full wait).
+  for (let i = 0; i < 40 && api.fastifyRequests.value === before; i++) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
   return { res, viaFastify: api.fastifyRequests.value > before };
 }
 
