@@ -1,6 +1,5 @@
 import { open, readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import type { Clock } from '../../core/clock.js';
@@ -9,7 +8,7 @@ import type { Logger } from '../../core/logger.js';
 import type { AuditLog } from '../../audit/audit-log.js';
 import { readLogLines } from '../../audit/lines.js';
 import { canSnapshot, type Store, type StoreSnapshot } from '../../store/port.js';
-import { KEK_STATE_FILE, readKekState } from '../../keys/software/kek-state.js';
+import { KEK_STATE_FILE, readKekStateFile } from '../../keys/software/kek-state.js';
 import { appPaths } from '../paths.js';
 import { VERSION } from '../version.js';
 import {
@@ -58,14 +57,14 @@ export async function openBackup(
   const createdAt = o.clock.now().toISOString();
   const snapshot = await o.store.snapshot();
   try {
-    const kekState = await readKekState(o.dataDir);
-    if (kekState === undefined) {
+    const kek = await readKekStateFile(o.dataDir);
+    if (kek === undefined) {
       throw new AppError(
         'DAEMON_NOT_INITIALIZED',
         `${o.dataDir} has no ${KEK_STATE_FILE}: nothing to back up`,
       );
     }
-    const kekJson = await readFile(join(o.dataDir, KEK_STATE_FILE));
+    const { state: kekState, bytes: kekJson } = kek;
     const caPem = await readFile(appPaths(o.dataDir).rootCertificate).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') return undefined;
       throw err;

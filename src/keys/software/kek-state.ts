@@ -57,24 +57,31 @@ export function kekStatePath(dataDir: string): string {
 
 /** The data directory's KEK state, or undefined when it has none (not initialized). */
 export async function readKekState(dataDir: string): Promise<KekState | undefined> {
+  return (await readKekStateFile(dataDir))?.state;
+}
+
+/** The state and the very bytes it was parsed from (a backup copies those, so both agree). */
+export async function readKekStateFile(
+  dataDir: string,
+): Promise<{ readonly state: KekState; readonly bytes: Buffer } | undefined> {
   const path = kekStatePath(dataDir);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(path, 'utf8');
+    bytes = await readFile(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new KeyError('KEK_INVALID', `${path} could not be read`, { cause: err, details: { file: path } });
   }
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = JSON.parse(bytes.toString('utf8'));
   } catch (err) {
     throw new KeyError('KEK_INVALID', `${path} is not valid JSON; restore it from a backup`, {
       cause: err,
       details: { file: path },
     });
   }
-  return parseKekState(value, path);
+  return { state: parseKekState(value, path), bytes };
 }
 
 export async function writeKekState(dataDir: string, state: KekState): Promise<void> {
