@@ -1,4 +1,4 @@
-import { open, rename, rm, mkdir, type FileHandle } from 'node:fs/promises';
+import { open, rename, rm, mkdir, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, basename, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -88,4 +88,12 @@ export function createdLevelParents(first: string, target: string): string[] {
     if (level === top || dirname(level) === level) break;
   }
   return parents.reverse();
+}
+
+/** Whether anything (file, directory, link target) is at `path`; an error reading it counts as no. */
+export function pathExists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { AppError, isAppError } from '../../core/errors.js';
-import { fsyncDir } from '../../core/fs-durable.js';
+import { fsyncDir, pathExists } from '../../core/fs-durable.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import { AuditLog } from '../../audit/audit-log.js';
 import { acquireDataDirLock, LOCK_FILE } from '../../store/lock.js';
@@ -48,7 +48,7 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
   const dataDir = resolve(o.dataDir);
   const parent = dirname(dataDir);
   await assertReadable(o.file);
-  const existed = await exists(dataDir);
+  const existed = await pathExists(dataDir);
   const lock = await acquireDataDirLock(dataDir, { logger });
   let temp: string | undefined;
   try {
@@ -201,13 +201,6 @@ async function assertReadable(file: string): Promise<void> {
       { cause: err, details: { file } },
     );
   }
-}
-
-function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
 }
 
 /** The lock's own temp files (keywright.lock.<hex>.tmp): a racing process may be between create and link. */

@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { AppError } from '../../core/errors.js';
-import { writeFileDurable } from '../../core/fs-durable.js';
+import { pathExists, writeFileDurable } from '../../core/fs-durable.js';
 import { decodeBackup, type BackupHeader } from '../../app/backup/format.js';
 import { loadCliConfig } from '../config.js';
 import { connect, type CliIo, type GlobalOptions } from '../context.js';
@@ -41,13 +41,13 @@ export function backupCommand(program: Command, io: CliIo, globals: () => Global
       const g = globals();
       const path = resolve(file);
       // Checked before asking: a refused write should not leave a backup.create entry behind.
-      if (opts.force !== true && (await exists(path))) throw targetExists(path);
+      if (opts.force !== true && (await pathExists(path))) throw targetExists(path);
       const client = await connect(g, io);
       const res = await client.send<Buffer>('GET', '/v1/backup', undefined, {}, true);
       const bytes = res.body;
       // Verified before it is written: a truncated or damaged transfer never becomes FILE.
       const { header } = await decodeBackup('the backup the daemon sent', once(bytes));
-      if (opts.force !== true && (await exists(path))) throw targetExists(path);
+      if (opts.force !== true && (await pathExists(path))) throw targetExists(path);
       await writeFileDurable(path, bytes, 0o600);
       const result = { file: path, size: bytes.length, ...describeBackup(header), note: KEEP_KEK };
       emit(io, g.json, result, () =>
@@ -154,13 +154,6 @@ function targetExists(path: string): AppError {
 
 async function* once(bytes: Buffer): AsyncGenerator<Buffer> {
   yield bytes;
-}
-
-function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
 }
 
 function formatBytes(n: number): string {

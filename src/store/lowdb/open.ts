@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Low } from 'lowdb';
 import { StoreError } from '../../core/errors.js';
 import { systemClock, type Clock } from '../../core/clock.js';
-import { writeFileDurable } from '../../core/fs-durable.js';
+import { pathExists, writeFileDurable } from '../../core/fs-durable.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import { describe } from '../describe-error.js';
 import { acquireDataDirLock, type DataDirLock } from '../lock.js';
@@ -401,7 +401,7 @@ class StoreJournal {
         try {
           await this.#snapshotsReleased();
           await this.#compaction;
-          if (await exists(this.#dataDir)) await this.#fold();
+          if (await pathExists(this.#dataDir)) await this.#fold();
           else {
             // removed under us (a test's temp dir, an operator's rm -rf): nothing left to fold into
             await this.#writer?.close().catch(() => undefined);
@@ -440,7 +440,7 @@ class StoreJournal {
    */
   async #startCompaction(): Promise<void> {
     if (this.#compaction !== undefined || this.#snapshots > 0 || Date.now() < this.#retryCompactionAt) return;
-    if (!(await exists(this.#compactingPath))) {
+    if (!(await pathExists(this.#compactingPath))) {
       await this.#writer!.retire(this.#compactingPath);
       this.#writer = await JournalWriter.open(this.#activePath, 0, this.#append);
     }
@@ -554,13 +554,6 @@ async function removeTempLeftovers(dataDir: string, logger: Logger): Promise<voi
   const leftovers = names.filter((n) => n.startsWith(`.${DOCUMENT_FILE}.`) && n.endsWith('.tmp'));
   for (const name of leftovers) await rm(join(dataDir, name), { force: true });
   if (leftovers.length > 0) logger.warn({ files: leftovers.length }, 'removed temp files left by a crash');
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
 }
 
 /**
