@@ -7,6 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { AuditRecorder } from '../audit/audit-log.js';
+import { audited, type AuditedOperation } from '../audit/audited.js';
 import type { AcmeAccountConfig } from '../config/schema.js';
 import { AcmeError, ConfigError } from '../core/errors.js';
 import type { AcmeAccountRecord, RegisterAccountInput } from './accounts.js';
@@ -169,37 +170,13 @@ async function resolveHmac(ref: string, field: string, env: NodeJS.ProcessEnv): 
   return key;
 }
 
-export interface AuditedAccountChange {
-  readonly actor: string;
-  readonly action: string;
-  readonly subject: string;
-  readonly details?: Readonly<Record<string, string | number | boolean>>;
-}
-
-/**
- * As the API's `audited`: the entry is written before the change (fail closed), and a failed change gets
- * a second entry with outcome "failure". Without a recorder (unit tests of the service) it just runs.
- */
-export async function auditedChange<T>(
+/** audit/audited.ts, or just the change without a recorder (unit tests of the service). */
+export function auditedChange<T>(
   audit: AuditRecorder | undefined,
-  what: AuditedAccountChange,
+  what: AuditedOperation,
   change: () => Promise<T>,
 ): Promise<T> {
-  if (audit === undefined) return change();
-  const base = { actor: what.actor, action: what.action, subject: what.subject };
-  await audit.append({ ...base, outcome: 'success', ...(what.details ? { details: what.details } : {}) });
-  try {
-    return await change();
-  } catch (err) {
-    await audit
-      .append({
-        ...base,
-        outcome: 'failure',
-        details: { code: (err as { code?: string }).code ?? 'INTERNAL' },
-      })
-      .catch(() => undefined);
-    throw err;
-  }
+  return audit === undefined ? change() : audited(audit, what, change);
 }
 
 /** Why an issue for a declared account cannot go ahead yet; retryable, so the lifecycle backs off. */

@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { ApiDeps } from './deps.js';
 import { principalActor } from '../access/principal.js';
+import { audited as auditedOperation } from '../audit/audited.js';
 
 export interface AuditedAction {
   readonly action: string;
@@ -23,11 +24,7 @@ export interface AuditedCaller {
   readonly log: { error(obj: object, msg: string): void };
 }
 
-/**
- * Fail closed: the audit entry is written (and fsync'd) before the change is committed, so no change
- * exists without its entry; if the audit log cannot be written, the change is never attempted. A change
- * that then fails gets a second entry with outcome "failure".
- */
+/** The request's audited operation (audit/audited.ts): its entry before the change, fail closed. */
 export function audited<T>(
   deps: ApiDeps,
   request: FastifyRequest,
@@ -38,34 +35,16 @@ export function audited<T>(
 }
 
 /** audited() for a caller outside fastify (the bundle hot path). */
-export async function auditedAs<T>(
+export function auditedAs<T>(
   deps: Pick<ApiDeps, 'audit'>,
   caller: AuditedCaller,
   what: AuditedAction,
   change: () => Promise<T>,
 ): Promise<T> {
-  const base = {
-    actor: caller.actor,
-    action: what.action,
-    subject: what.subject,
-    requestId: caller.requestId,
-  };
-  await deps.audit.append(
-    { ...base, outcome: 'success', ...(what.details ? { details: what.details } : {}) },
-    { disclosure: what.disclosure === true },
+  return auditedOperation(
+    deps.audit,
+    { ...what, actor: caller.actor, requestId: caller.requestId },
+    change,
+    (auditErr) => caller.log.error({ err: auditErr }, 'audit append failed after a failed change'),
   );
-  try {
-    return await change();
-  } catch (err) {
-    await deps.audit
-      .append({
-        ...base,
-        outcome: 'failure',
-        details: { code: (err as { code?: string }).code ?? 'INTERNAL' },
-      })
-      .catch((auditErr: unknown) =>
-        caller.log.error({ err: auditErr }, 'audit append failed after a failed change'),
-      );
-    throw err;
-  }
 }
