@@ -8,8 +8,9 @@ const LOOP = fileURLToPath(new URL('./fixtures/keygen-export-loop.ts', import.me
 /**
  * Node 20's generateKeyPairSync leaves its job to the garbage collector, whose finaliser takes the new
  * key's lock; a JWK export holds that lock while it allocates, so a collection in between deadlocks the
- * process (a futex wait, forever). With a collection every 20 allocations the sync form hangs at once;
- * keywright's key generation and the exports it does on fresh keys must run through it untouched.
+ * process (a futex wait, forever). With a collection every 20 allocations that direct pattern hangs at
+ * once. The fixture traps generateKeyPairSync (a call fails the run) and runs keywright's key
+ * generation and the exports it does on fresh keys under that collector.
  */
 test('fresh keys survive their JWK and DER exports under constant garbage collection (no deadlock)', async () => {
   const child = spawn(process.execPath, ['--gc-interval=20', '--import', 'tsx', LOOP, '1500'], {
