@@ -1,5 +1,6 @@
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { Readable } from 'node:stream';
 import { AppError, ERROR_CATALOGUE, type ErrorCode } from '../core/errors.js';
 
 export interface ApiClientOptions {
@@ -76,22 +77,101 @@ export class ApiClient {
         },
       );
       req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', (err: NodeJS.ErrnoException) =>
-        reject(
-          new AppError(
-            'DAEMON_UNREACHABLE',
-            `cannot reach the daemon at ${url.origin}: ${err.code ?? err.message}; is \`keywright serve\` running? (--url, KEYWRIGHT_URL)`,
-            {
-              cause: err,
-              details: { url: url.origin },
-            },
-          ),
-        ),
-      );
+      req.on('error', (err: NodeJS.ErrnoException) => reject(unreachable(url, err)));
       if (payload) req.write(payload);
       req.end();
     });
   }
+
+  /**
+   * GET a body too big to hold (a backup): resolves, once the daemon answers below 400, with the body as
+   * a stream the caller must read to the end or destroy. An error answer is read (bounded) and rejected
+   * as the daemon's AppError. If the body breaks off, the stream fails with DAEMON_UNREACHABLE; a body
+   * that ends cleanly but short is for the caller to notice. `signal` aborts the request or the body.
+   */
+  stream(path: string, o: { signal?: AbortSignal } = {}): Promise<ApiResponse<Readable>> {
+    const url = new URL(path, this.options.url);
+    const headers: Record<string, string> = { accept: '*/*' };
+    if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
+    const requester = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const req = requester(
+        url,
+        {
+          method: 'GET',
+          headers,
+          ...(url.protocol === 'https:' && this.options.ca ? { ca: this.options.ca } : {}),
+          timeout: this.options.timeoutMs ?? 30_000,
+          ...(o.signal === undefined ? {} : { signal: o.signal }),
+        },
+        (res) => {
+          const status = res.statusCode ?? 0;
+          if (status < 400) {
+            resolve({
+              status,
+              headers: res.headers,
+              body: Readable.from(relay(res, url), { objectMode: false }),
+            });
+            return;
+          }
+          const chunks: Buffer[] = [];
+          let kept = 0;
+          res.on('data', (c: Buffer) => {
+            if (kept >= MAX_ERROR_BODY) return;
+            chunks.push(c);
+            kept += c.length;
+          });
+          res.on('error', (err) => reject(unreachable(url, err)));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let parsed: unknown = text;
+            try {
+              parsed = text ? JSON.parse(text) : undefined;
+            } catch {
+              /* not JSON: keep text */
+            }
+            reject(problemToError(status, parsed));
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', (err: NodeJS.ErrnoException) => reject(unreachable(url, err)));
+      req.end();
+    });
+  }
+}
+
+/** A problem+json answer is small; past this much an error body is not one. */
+const MAX_ERROR_BODY = 64 * 1024;
+
+/** The response body, chunk by chunk as it arrives; a connection lost mid-body is DAEMON_UNREACHABLE. */
+async function* relay(res: IncomingMessage, url: URL): AsyncGenerator<Buffer> {
+  let received = 0;
+  try {
+    for await (const chunk of res as AsyncIterable<Buffer>) {
+      received += chunk.length;
+      yield chunk;
+    }
+  } catch (err) {
+    throw new AppError(
+      'DAEMON_UNREACHABLE',
+      `the answer from ${url.origin}${url.pathname} broke off after ${received} bytes: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      { cause: err, details: { url: url.origin, received } },
+    );
+  } finally {
+    res.destroy();
+  }
+}
+
+function unreachable(url: URL, err: NodeJS.ErrnoException): AppError {
+  return new AppError(
+    'DAEMON_UNREACHABLE',
+    `cannot reach the daemon at ${url.origin}: ${err.code ?? err.message}; is \`keywright serve\` running? (--url, KEYWRIGHT_URL)`,
+    {
+      cause: err,
+      details: { url: url.origin },
+    },
+  );
 }
 
 function problemToError(status: number, body: unknown): AppError {

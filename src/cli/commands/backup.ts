@@ -1,10 +1,9 @@
 import type { Command } from 'commander';
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { AppError } from '../../core/errors.js';
-import { pathExists, writeFileDurable } from '../../core/fs-durable.js';
-import { decodeBackup, type BackupHeader } from '../../app/backup/format.js';
+import type { BackupHeader } from '../../app/backup/format.js';
+import { assertBackupTargetFree, saveBackup, verifyBackupFile } from '../../app/backup/file.js';
 import { loadCliConfig } from '../config.js';
 import { connect, type CliIo, type GlobalOptions } from '../context.js';
 import { emit } from '../output.js';
@@ -40,19 +39,23 @@ export function backupCommand(program: Command, io: CliIo, globals: () => Global
     .action(async (file: string, opts: { force?: boolean }) => {
       const g = globals();
       const path = resolve(file);
+      const force = opts.force === true;
       // Checked before asking: a refused write should not leave a backup.create entry behind.
-      if (opts.force !== true && (await pathExists(path))) throw targetExists(path);
+      await assertBackupTargetFree(path, force);
       const client = await connect(g, io);
-      const res = await client.send<Buffer>('GET', '/v1/backup', undefined, {}, true);
-      const bytes = res.body;
-      // Verified before it is written: a truncated or damaged transfer never becomes FILE.
-      const { header } = await decodeBackup('the backup the daemon sent', once(bytes));
-      if (opts.force !== true && (await pathExists(path))) throw targetExists(path);
-      await writeFileDurable(path, bytes, 0o600);
-      const result = { file: path, size: bytes.length, ...describeBackup(header), note: KEEP_KEK };
+      // Streamed to a temp file and verified before it becomes FILE: a truncated or damaged transfer
+      // never does, and a big store's backup is never held in memory.
+      const { header, size } = await untilInterrupted((signal) =>
+        saveBackup(path, async (s) => (await client.stream('/v1/backup', { signal: s })).body, {
+          force,
+          signal,
+          name: 'the backup the daemon sent',
+        }),
+      );
+      const result = { file: path, size, ...describeBackup(header), note: KEEP_KEK };
       emit(io, g.json, result, () =>
         [
-          `wrote ${path} (${formatBytes(bytes.length)}): ${header.records} records, ${header.blobs} blobs (sealed keys, chains), ${header.files.length} files in all`,
+          `wrote ${path} (${formatBytes(size)}): ${header.records} records, ${header.blobs} blobs (sealed keys, chains), ${header.files.length} files in all`,
           `audit log up to seq ${header.audit.seq} (head ${header.audit.hash.slice(0, 16)}…, the backup.create entry); store schema ${header.storeSchemaVersion}; KEK ${header.kek.source} ${header.kek.id}`,
           `${KEEP_KEK}.`,
         ].join('\n'),
@@ -68,21 +71,7 @@ export function backupCommand(program: Command, io: CliIo, globals: () => Global
     .action(async (file: string) => {
       const g = globals();
       const path = resolve(file);
-      let stream;
-      try {
-        await stat(path);
-        stream = createReadStream(path);
-      } catch (err) {
-        throw new AppError(
-          'INVALID_ARGUMENT',
-          `${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
-          {
-            cause: err,
-            details: { field: 'file' },
-          },
-        );
-      }
-      const { header, bytes } = await decodeBackup(path, stream);
+      const { header, bytes } = await verifyBackupFile(path);
       const result = {
         file: path,
         ok: true,
@@ -146,14 +135,33 @@ function nextStep(source: string, dataDir: string): string {
   }
 }
 
-function targetExists(path: string): AppError {
-  return new AppError('BACKUP_TARGET_EXISTS', `${path} exists; choose another file or pass --force`, {
-    details: { file: path },
-  });
-}
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
 
-async function* once(bytes: Buffer): AsyncGenerator<Buffer> {
-  yield bytes;
+/**
+ * Runs `work` so that Ctrl-C or SIGTERM aborts it (it cleans up: the partial file goes), then dies of
+ * that signal as it would have without us, so the exit status is the same as before.
+ */
+async function untilInterrupted<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const abort = new AbortController();
+  let caught: NodeJS.Signals | undefined;
+  const stop = (sig: NodeJS.Signals) => {
+    caught ??= sig;
+    abort.abort(
+      new AppError('INTERNAL', `interrupted by ${sig}; the partial backup was removed, FILE is as it was`),
+    );
+  };
+  for (const sig of STOP_SIGNALS) process.on(sig, stop);
+  try {
+    return await work(abort.signal);
+  } catch (err) {
+    if (caught === undefined) throw err;
+    for (const sig of STOP_SIGNALS) process.off(sig, stop);
+    process.kill(process.pid, caught);
+    await sleep(2_000); // the signal kills us first; the error below is for a process that ignores it
+    throw err;
+  } finally {
+    for (const sig of STOP_SIGNALS) process.off(sig, stop);
+  }
 }
 
 function formatBytes(n: number): string {
