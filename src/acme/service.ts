@@ -10,6 +10,7 @@ import type { Sealer } from '../keys/port.js';
 import type { Store } from '../store/port.js';
 import type { Issuer, IssuerRef } from '../issuer/port.js';
 import { AcmeAccounts, type AcmeAccountRecord, type AcmeSettings } from './accounts.js';
+import { resolveDirectoryUrl } from './directory.js';
 import {
   auditedChange,
   notRegisteredYet,
@@ -57,13 +58,21 @@ export interface AccountReconcileReport {
   readonly undeclared: string[];
 }
 
-/** One declared account as GET /v1/acme/accounts shows it. */
+/**
+ * One declared account as GET /v1/acme/accounts shows it. `pending`: not registered, a registration is
+ * under way (or not started yet); `failed`: the last attempt failed (`error`), retried at the next reload
+ * and before a certificate is issued through it; `refused`: configuration must change.
+ */
 export interface DeclaredAccountStatus {
   readonly name: string;
-  readonly state: 'registered' | 'pending' | 'refused';
+  readonly state: 'registered' | 'pending' | 'failed' | 'refused';
+  /** When the last attempt started (pending) or ended. */
   readonly lastAttemptAt?: string;
   readonly error?: { readonly code: string; readonly message: string };
 }
+
+/** stop() waits this long for work it aborted to settle, so a part deaf to the abort cannot hold it. */
+const SETTLE_AT_STOP_MS = 2_000;
 
 export class AcmeService {
   readonly accounts: AcmeAccounts;
@@ -75,8 +84,12 @@ export class AcmeService {
   /** The last reconciled `acme.accounts`, by name, with each entry's index (for field names). */
   #declared = new Map<string, { readonly config: AcmeAccountConfig; readonly index: number }>();
   readonly #status = new Map<string, DeclaredAccountStatus>();
-  /** One registration per declared account at a time, whether the reconcile or an issue asked. */
-  readonly #registering = new Map<string, Promise<AcmeAccountRecord>>();
+  /** One registration per declared account at a time, whether a reconcile or an issue asked. */
+  readonly #registering = new Map<string, { promise: Promise<AcmeAccountRecord>; startedAt: string }>();
+  /** Aborts declared-account work in flight when the daemon stops: a silent CA must not hold the stop. */
+  readonly #stopping = new AbortController();
+  /** Reconciles started by reconcileDeclaredInBackground and not finished yet. */
+  readonly #background = new Set<Promise<unknown>>();
 
   constructor(options: AcmeServiceOptions) {
     this.#options = options;
@@ -113,7 +126,25 @@ export class AcmeService {
     });
   }
 
+  /**
+   * Aborts the declared accounts' registrations and updates in flight, and refuses new ones. The daemon
+   * calls it first when stopping, before it waits for sweeps and requests that may be waiting on them.
+   */
+  cancelPending(): void {
+    this.#stopping.abort();
+  }
+
   async stop(): Promise<void> {
+    this.cancelPending();
+    const inFlight = [...this.#background, ...[...this.#registering.values()].map((r) => r.promise)];
+    if (inFlight.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.allSettled(inFlight),
+        new Promise((resolve) => (timer = setTimeout(resolve, SETTLE_AT_STOP_MS).unref())),
+      ]);
+      clearTimeout(timer);
+    }
     await this.responder?.stop();
   }
 
@@ -139,8 +170,31 @@ export class AcmeService {
   }
 
   /**
+   * reconcileDeclared without waiting for it: the daemon's start, so a CA that accepts connections and
+   * never answers cannot hold the listening API back. Issuers of the declared accounts are in place when
+   * this returns (an issue through one registers the account first, sharing this registration). The
+   * promise never rejects (undefined: the reconcile itself failed, logged here); stop() aborts it.
+   */
+  reconcileDeclaredInBackground(
+    declared: readonly AcmeAccountConfig[],
+    actor: string,
+  ): Promise<AccountReconcileReport | undefined> {
+    const running = this.reconcileDeclared(declared, actor).catch((err: unknown) => {
+      this.#options.logger.error(
+        { module: 'acme', code: (err as { code?: string }).code ?? 'INTERNAL' },
+        `reconciling the declared ACME accounts failed: ${(err as Error).message}; retried at the next reload`,
+      );
+      return undefined;
+    });
+    this.#background.add(running);
+    void running.finally(() => this.#background.delete(running));
+    return running;
+  }
+
+  /**
    * Makes the stored accounts match `acme.accounts` (see declared.ts for the rules). Never throws for one
    * account's failure: it is reported, and retried at the next reconcile or when a certificate needs it.
+   * A registration already under way for an account (a background reconcile, an issue) is joined.
    */
   async reconcileDeclared(
     declared: readonly AcmeAccountConfig[],
@@ -157,11 +211,30 @@ export class AcmeService {
     };
     const previous = this.#declared;
     this.#declared = new Map(declared.map((config, index) => [config.name, { config, index }]));
+    // Issuers first, before any await: certificates naming acme:<name> resolve to this issuer while the
+    // account is still being registered; issuing registers it first (#ensureDeclared).
+    for (const name of previous.keys()) {
+      if (this.#declared.has(name)) continue;
+      this.#status.delete(name);
+      // An issuer put in place for a declaration that never got registered goes with the declaration.
+      if (this.accounts.find(name) === undefined) this.#options.registry?.unregister(`acme:${name}`);
+    }
+    for (const name of this.#declared.keys()) {
+      if (this.accounts.find(name)?.status === 'deactivated') continue;
+      this.#options.registry?.register(this.issuer(name));
+    }
     const failed = (name: string, err: unknown) => {
       const e = err as { code?: string; message?: string };
       const entry = { name, code: e.code ?? 'INTERNAL', message: e.message ?? String(err) };
       report.failed.push(entry);
-      this.#setStatus(name, 'pending', entry);
+      this.#setStatus(name, 'failed', entry);
+      if (this.#stopping.signal.aborted) {
+        logger.warn(
+          { account: name, code: entry.code },
+          `declared ACME account "${name}": left for the next start (stopping)`,
+        );
+        return;
+      }
       logger.error(
         { account: name, code: entry.code },
         `declared ACME account "${name}": ${entry.message}; retried at the next reload and before a certificate is issued through it`,
@@ -197,27 +270,28 @@ export class AcmeService {
         `ACME account "${name}" is no longer declared in acme.accounts; it is kept (not deactivated) and can still be used`,
       );
     }
-    for (const name of previous.keys()) {
-      if (this.#declared.has(name)) continue;
-      this.#status.delete(name);
-      // An issuer put in place for a declaration that never got registered goes with the declaration.
-      if (this.accounts.find(name) === undefined) this.#options.registry?.unregister(`acme:${name}`);
-    }
-    for (const name of this.#declared.keys()) {
-      if (this.accounts.find(name)?.status === 'deactivated') continue;
-      // Certificates naming acme:<name> resolve to this issuer before the account exists; issuing
-      // registers it first (#ensureDeclared).
-      this.#options.registry?.register(this.issuer(name));
-    }
     for (const list of [report.registered, report.updated, report.unchanged, report.undeclared]) list.sort();
     return report;
   }
 
-  /** Declared accounts and whether they are registered, as of the last reconcile or registration. */
+  /** Declared accounts and whether they are registered: pending while a registration runs. */
   declaredStatus(): DeclaredAccountStatus[] {
-    return [...this.#declared.keys()]
-      .sort()
-      .map((name) => this.#status.get(name) ?? { name, state: 'pending' as const });
+    return [...this.#declared.keys()].sort().map((name): DeclaredAccountStatus => {
+      const running = this.#registering.get(name);
+      if (running !== undefined) return { name, state: 'pending', lastAttemptAt: running.startedAt };
+      return this.#status.get(name) ?? this.#beforeReconcile(name);
+    });
+  }
+
+  /** Not reconciled yet (the background reconcile has not reached it): what the store already says. */
+  #beforeReconcile(name: string): DeclaredAccountStatus {
+    const stored = this.accounts.find(name);
+    const config = this.#declared.get(name)?.config;
+    const same =
+      stored?.status === 'valid' &&
+      config !== undefined &&
+      stored.directoryUrl === resolveDirectoryUrl(config.directory).url;
+    return { name, state: same ? 'registered' : 'pending' };
   }
 
   async #apply(decision: AccountDecision, actor: string, report: AccountReconcileReport): Promise<void> {
@@ -253,7 +327,7 @@ export class AcmeService {
               subject: `acme:${name}`,
               details: { contact: decision.contact.join(','), declared: true },
             },
-            () => this.accounts.updateContact(name, email),
+            () => this.accounts.updateContact(name, email, this.#stopping.signal),
           );
         }
         this.#setStatus(name, 'registered');
@@ -262,12 +336,16 @@ export class AcmeService {
     }
   }
 
-  /** Registers a declared account, audited as the API's register is; concurrent callers share one attempt. */
+  /**
+   * Registers a declared account, audited as the API's register is. Concurrent callers (the start's
+   * background reconcile, a reload, an issue) share one attempt, so the CA sees one newAccount.
+   */
   #registerDeclared(name: string, actor: string): Promise<AcmeAccountRecord> {
-    let pending = this.#registering.get(name);
+    let pending = this.#registering.get(name)?.promise;
     if (pending === undefined) {
       const entry = this.#declared.get(name);
       if (entry === undefined) return Promise.resolve(this.accounts.get(name));
+      const signal = this.#stopping.signal;
       pending = (async () => {
         const input = await registerInput(entry.config, entry.index, this.#options.env ?? process.env);
         return auditedChange(
@@ -283,10 +361,10 @@ export class AcmeService {
               declared: true,
             },
           },
-          () => this.accounts.register(input),
+          () => this.accounts.register(input, signal),
         );
       })().finally(() => this.#registering.delete(name));
-      this.#registering.set(name, pending);
+      this.#registering.set(name, { promise: pending, startedAt: this.#options.clock.now().toISOString() });
     }
     return pending.then((record) => {
       this.#setStatus(name, 'registered');
@@ -301,7 +379,7 @@ export class AcmeService {
       await this.#registerDeclared(name, actor);
     } catch (err) {
       const e = err as { code?: string; message?: string };
-      this.#setStatus(name, 'pending', { code: e.code ?? 'INTERNAL', message: e.message ?? String(err) });
+      this.#setStatus(name, 'failed', { code: e.code ?? 'INTERNAL', message: e.message ?? String(err) });
       throw notRegisteredYet(name, err);
     }
   }

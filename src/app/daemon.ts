@@ -122,14 +122,12 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
             audit: services.audit,
           });
     await acme?.start();
-    // Declared ACME accounts first, so the certificates' reconcile and first issues find them.
-    const reconcile = async (next: Config, actor: string): Promise<DaemonReconcileReport> => {
-      throwConfigIssues(checkDeclaredAccounts(next.acme.accounts));
-      if (unsealed !== undefined) checkIssuers(next.certificates, unsealed.issuers, next.acme.accounts);
-      const acmeAccounts = await acme?.reconcileDeclared(next.acme.accounts, actor);
+    const logAccounts = (next: Config, acmeAccounts: AccountReconcileReport | undefined) => {
       if (acmeAccounts !== undefined && next.acme.accounts.length + acmeAccounts.undeclared.length > 0)
         logger.info({ ...acmeAccounts }, 'reconciled the configured ACME accounts');
-      const report = await reconcileDeclared({
+    };
+    const reconcileCertificates = (next: Config, actor: string) =>
+      reconcileDeclared({
         store: services.store,
         audit: services.audit,
         clock,
@@ -137,10 +135,22 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
         declared: next.certificates,
         actor,
       });
+    // SIGHUP and POST /v1/reload: declared ACME accounts first (waited for, and reported), so the
+    // certificates' reconcile and the renewal sweep after it find them registered.
+    const reconcile = async (next: Config, actor: string): Promise<DaemonReconcileReport> => {
+      throwConfigIssues(checkDeclaredAccounts(next.acme.accounts));
+      if (unsealed !== undefined) checkIssuers(next.certificates, unsealed.issuers, next.acme.accounts);
+      const acmeAccounts = await acme?.reconcileDeclared(next.acme.accounts, actor);
+      logAccounts(next, acmeAccounts);
+      const report = await reconcileCertificates(next, actor);
       return acmeAccounts === undefined ? report : { ...report, acmeAccounts };
     };
+    // At start only the certificates are waited for: the declared ACME accounts are reconciled once the
+    // API listens (below), as a CA that accepts connections and never answers would hold the start for
+    // up to acme.requestTimeout. A certificate's issue through a declared account registers it first.
     if (unsealed !== undefined) {
-      const { acmeAccounts: _a, ...report } = await reconcile(config, 'system');
+      checkIssuers(config.certificates, unsealed.issuers, config.acme.accounts);
+      const report = await reconcileCertificates(config, 'system');
       logger.info({ ...report }, 'reconciled the configured certificates');
     }
     const scheduler =
@@ -203,6 +213,10 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
       },
     );
     await app.listen({ host: config.listen.host, port: config.listen.port });
+    // Not awaited: the ACME service's stop() aborts it and waits for it to settle.
+    void acme
+      ?.reconcileDeclaredInBackground(config.acme.accounts, 'system')
+      .then((report) => logAccounts(config, report));
     // The catch-up runs of the sweeps (renewal, CRL refresh, …) cost 0.1–0.2 s of CPU at 10k certificates:
     // they start once the first request (the readiness probe, as a rule) has been answered, or a second
     // after listening, so they do not hold up that answer. Nothing of readiness depends on them.
@@ -288,6 +302,8 @@ export async function startDaemon(options: StartDaemonOptions): Promise<RunningD
       stop() {
         stopping ??= (async () => {
           logger.info({}, 'stopping');
+          // First: a sweep or a reload may be waiting on a declared account's registration at a silent CA.
+          acme?.cancelPending();
           await rm(info, { force: true });
           cancelSweepStart?.();
           await scheduler?.stop();

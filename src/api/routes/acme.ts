@@ -74,7 +74,7 @@ export function acmeRoutes(deps: ApiDeps): FastifyPluginAsync {
       const acme = acmeOf(deps);
       const visible = (name: string) => inScope(request.principal!, { kind: 'acme', name });
       const accounts = acme.accounts.list().filter((a) => visible(a.id));
-      // acme.accounts entries, registered or not yet (the CA was down: pending, with the last error).
+      // acme.accounts entries: pending while registered in the background, failed with the last error.
       const declared = acme.declaredStatus().filter((d) => visible(d.name));
       return { accounts: accounts.map(accountView), declared };
     });

@@ -3,13 +3,17 @@
  * with no manual step and used by a declared certificate, not registered twice across restarts, their
  * contact updated at the CA on reload, kept when no longer declared; a CA that is down (or trust that is
  * missing) at start does not stop the daemon, and the registration happens at the next reload or issue.
+ * The start does not wait for them: a CA that accepts connections and never answers delays neither the
+ * start nor the stop, and the background registration and an issue's share one newAccount.
  */
 import { test, describe, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { initDataDir } from '../../../src/app/init.js';
 import { startDaemon, type RunningDaemon } from '../../../src/app/daemon.js';
 import { parseConfig } from '../../../src/config/load.js';
@@ -112,6 +116,17 @@ interface AccountsView {
   declared: Array<{ name: string; state: string; error?: { code: string; message: string } }>;
 }
 
+/** GET /v1/acme/accounts until no declared account is `pending` (the start registers in the background). */
+async function settled(h: Harness, withinMs = 15_000): Promise<AccountsView> {
+  const deadline = performance.now() + withinMs;
+  for (;;) {
+    const view = (await h.call('GET', '/v1/acme/accounts')).json as AccountsView;
+    if (!view.declared.some((d) => d.state === 'pending')) return view;
+    if (performance.now() > deadline) assert.fail(`still pending: ${JSON.stringify(view.declared)}`);
+    await sleep(50);
+  }
+}
+
 describe('ACME accounts declared in configuration', () => {
   test('registered at start, used by a declared certificate, stable across restarts, contact updated on reload, kept when removed', async (t) => {
     const pebble = await startPebble(t);
@@ -207,9 +222,9 @@ describe('ACME accounts declared in configuration', () => {
     const started = performance.now();
     await h.start();
     const startMs = performance.now() - started;
-    let view = (await h.call('GET', '/v1/acme/accounts')).json as AccountsView;
+    let view = await settled(h);
     assert.deepEqual(view.accounts, []);
-    assert.equal(view.declared[0]?.state, 'pending');
+    assert.equal(view.declared[0]?.state, 'failed');
     assert.equal(view.declared[0]?.error?.code, 'ACME_DIRECTORY_UNREACHABLE', JSON.stringify(view.declared));
     assert.match(h.messages(), /declared ACME account "late": .*; retried at the next reload/);
     t.diagnostic(`daemon start with the CA down: ${startMs.toFixed(0)} ms`);
@@ -242,8 +257,8 @@ describe('ACME accounts declared in configuration', () => {
       certificates: [{ name: 'api', issuer: 'acme:p', sans: [san] }],
     }));
     await h.start();
-    let view = (await h.call('GET', '/v1/acme/accounts')).json as AccountsView;
-    assert.equal(view.declared[0]?.state, 'pending');
+    let view = await settled(h);
+    assert.equal(view.declared[0]?.state, 'failed');
     assert.equal(view.declared[0]?.error?.code, 'CONFIG_UNREADABLE');
     assert.match(view.declared[0]?.error?.message ?? '', /acme\.accounts\[0\]\.caFile: cannot read/);
 
@@ -257,5 +272,115 @@ describe('ACME accounts declared in configuration', () => {
     );
     assert.equal(view.declared[0]?.state, 'registered');
     assert.equal(await h.registrations(), 1);
+  });
+
+  test('a CA that accepts connections and never answers: the daemon listens at once, shows pending, stops promptly', async (t) => {
+    // Holds every connection open and never says a word (not even a TLS handshake).
+    const held = new Set<Socket>();
+    const silent = createServer((socket) => {
+      held.add(socket);
+      socket.on('error', () => undefined);
+      socket.on('close', () => held.delete(socket));
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    t.after(() => {
+      for (const socket of held) socket.destroy();
+      silent.close();
+    });
+    const port = (silent.address() as { port: number }).port;
+    const hmacEnv = 'KW_TEST_SILENT_CA_EAB_HMAC';
+    const hmac = 'c2lsZW50LWNhLWVhYi1obWFjLXRoYXQtbXVzdC1uZXZlci1iZS1sb2dnZWQ';
+    process.env[hmacEnv] = hmac;
+    t.after(() => delete process.env[hmacEnv]);
+    const rejections: unknown[] = [];
+    const onRejection = (reason: unknown) => rejections.push(reason);
+    process.on('unhandledRejection', onRejection);
+    t.after(() => process.off('unhandledRejection', onRejection));
+
+    const h = await harness(t, () => ({
+      acme: {
+        requestTimeout: '30s',
+        accounts: [
+          {
+            name: 'silent',
+            directory: `https://127.0.0.1:${port}/dir`,
+            termsOfServiceAgreed: true,
+            eab: { kid: 'kid-1', hmac: `env:${hmacEnv}` },
+          },
+        ],
+      },
+      certificates: [{ name: 'web', issuer: 'acme:silent', sans: [randomName('silent')] }],
+    }));
+    const started = performance.now();
+    await h.start();
+    const startMs = performance.now() - started;
+    const health = await h.call('GET', '/healthz');
+    const healthMs = performance.now() - started;
+    assert.equal(health.status, 200, health.text);
+    assert.ok(healthMs < 3_000, `listening and healthy ${healthMs.toFixed(0)} ms after the start began`);
+
+    // The background registration reached the CA and waits there.
+    const deadline = performance.now() + 5_000;
+    while (held.size === 0 && performance.now() < deadline) await sleep(20);
+    assert.equal(held.size, 1, 'the registration connected to the silent CA');
+    const view = (await h.call('GET', '/v1/acme/accounts')).json as AccountsView;
+    assert.deepEqual(view.accounts, []);
+    assert.deepEqual(
+      view.declared.map((d) => [d.name, d.state, d.error]),
+      [['silent', 'pending', undefined]],
+    );
+
+    // An issue through the account waits on the same registration: no second connection to the CA.
+    const sweep = h.daemon!.runSweep('renewal').catch((err: unknown) => err);
+    await sleep(300);
+    assert.equal(held.size, 1, 'one registration at a time: the issue joined the one in flight');
+
+    const stopStarted = performance.now();
+    await h.stop();
+    const stopMs = performance.now() - stopStarted;
+    assert.ok(stopMs < 3_000, `stop took ${stopMs.toFixed(0)} ms`);
+    await sweep;
+    await sleep(50); // a rejection nobody handled is reported on a later turn
+    assert.deepEqual(rejections, []);
+    assert.match(h.messages(), /declared ACME account "silent": left for the next start \(stopping\)/);
+    const output = h.logs.join('') + JSON.stringify(view);
+    assert.ok(!output.includes(hmac), 'the EAB HMAC key is in no log line and no answer');
+    t.diagnostic(
+      `silent CA: start ${startMs.toFixed(0)} ms, /healthz after ${healthMs.toFixed(0)} ms, stop ${stopMs.toFixed(0)} ms`,
+    );
+  });
+
+  test('registered in the background after the start; an issue racing it shares the one registration', async (t) => {
+    const pebble = await startPebble(t);
+    if (!pebble) return;
+    const caFile = join(pebble.dir, 'bg-ca.pem');
+    await writeFile(caFile, pebble.tlsCaPem);
+    const h = await harness(t, () => ({
+      acme: {
+        http01: { listen: `127.0.0.1:${pebble.httpPort}` },
+        accounts: [{ name: 'bg', directory: pebble.directoryUrl, termsOfServiceAgreed: true, caFile }],
+      },
+      certificates: [{ name: 'web', issuer: 'acme:bg', sans: [randomName('declared-bg')] }],
+    }));
+    await h.start();
+    // Right away, while the background registration is (most likely) still running.
+    await h.daemon!.runSweep('renewal');
+    const view = await settled(h);
+    assert.deepEqual(
+      view.declared.map((d) => [d.name, d.state]),
+      [['bg', 'registered']],
+    );
+    assert.deepEqual(
+      view.accounts.map((a) => [a.name, a.status, a.declared]),
+      [['bg', 'valid', true]],
+    );
+    const cert = await h.call('GET', '/v1/certificates/web');
+    assert.equal(cert.json.certificate.currentVersion, 1, `issued once: ${cert.text}`);
+    const versions = await h.call('GET', '/v1/certificates/web/versions');
+    assert.equal(versions.status, 200, versions.text);
+    assert.equal((versions.json.versions as unknown[]).length, 1, versions.text);
+    assert.equal(await h.registrations(), 1, 'one registration recorded');
+    const newAccounts = pebble.log().match(/POST \/sign-me-up/g) ?? [];
+    assert.equal(newAccounts.length, 1, 'pebble saw one newAccount');
   });
 });
