@@ -5,11 +5,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFile, readFile, readdir, writeFile } from 'node:fs/promises';
+import { copyFile, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { PassThrough } from 'node:stream';
 import { createPrivateKey } from 'node:crypto';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { restoreBackup } from '../../../src/app/backup/restore.js';
+import { verifyBackupFile } from '../../../src/app/backup/file.js';
+import { runCli } from '../../../src/cli/program.js';
 import {
   decodeBackup,
   encodeBackup,
@@ -221,4 +224,61 @@ test('restore refuses a backup whose digests check out but whose audit chain doe
   assert.deepEqual((await readdir(root)).sort(), ['data', 'forged.kwbackup', 'good.kwbackup']);
   assert.deepEqual((await readdir(dataDir)).sort(), listing);
   assert.ok((await readFile(join(dataDir, 'keywright.json'))).equals(document));
+});
+
+test('keywright backup create (the CLI, streaming) of a daemon with 300 certificates: FILE verifies and restores', async (t) => {
+  const d = await startTestDaemon(t);
+  const count = 300;
+  let next = 0;
+  const started = Date.now();
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (next < count) await createCertificate(d, `c${next++}`);
+    }),
+  );
+  t.diagnostic(`${count} certificates issued in ${Date.now() - started} ms`);
+  const root = await tempDir(t, 'kw-backup-cli-');
+  const caFile = join(root, 'ca.pem');
+  await writeFile(caFile, d.ca);
+  const file = join(root, 'kw.backup');
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (c: Buffer) => (out += c.toString()));
+  stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const args = ['--url', d.url, '--ca-file', caFile, '--token', d.adminToken, '--json'];
+  const code = await runCli([...args, 'backup', 'create', file], { stdout, stderr, env: {} });
+  assert.equal(code, 0, err);
+  const summary = JSON.parse(out) as { file: string; size: number; records: number; blobs: number };
+  assert.equal(summary.file, file);
+  assert.equal(summary.size, (await stat(file)).size);
+  assert.equal((await stat(file)).mode & 0o777, 0o600);
+  assert.deepEqual((await readdir(root)).sort(), ['ca.pem', 'kw.backup'], 'no .partial file left');
+
+  const { header } = await verifyBackupFile(file);
+  assert.deepEqual(
+    { records: header.records, blobs: header.blobs },
+    {
+      records: summary.records,
+      blobs: summary.blobs,
+    },
+  );
+  assert.ok(
+    header.records > count && header.blobs >= count,
+    `${header.records} records, ${header.blobs} blobs`,
+  );
+  for (const name of ['c0', `c${count - 1}`]) {
+    assert.ok(
+      header.files.some((p) => p.startsWith('blobs/') && p.includes(`/${name}/`)),
+      `${name}'s sealed blobs are in it`,
+    );
+  }
+
+  const dataDir = join(root, 'data');
+  const result = await restoreBackup({ file, dataDir });
+  assert.equal(result.backup.records, header.records);
+  assert.ok((await verifyAuditLog(join(dataDir, 'audit.log'))).ok);
+  const restoredBlobs = await readdir(join(dataDir, 'blobs'), { recursive: true });
+  assert.ok(restoredBlobs.length >= count, `${restoredBlobs.length} blob entries restored`);
 });
