@@ -140,4 +140,21 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // Tests and benchmarks get their sync key pairs from test/helpers/keys.ts, which makes them safe.
+    files: ['test/**/*.ts', 'bench/**/*.ts'],
+    ignores: ['test/helpers/keys.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: SYNC_KEYGEN.map((p) => ({
+            ...p,
+            message:
+              'Use generateKeyPairSync from test/helpers/keys.ts: the node:crypto one can deadlock a later JWK export.',
+          })),
+        },
+      ],
+    },
+  },
 );

@@ -11,7 +11,8 @@
  * staging and commit code as lowdb, no disk) and the audit log a stub, so disk fsyncs are left out:
  * the store and audit benchmarks measure those.
  */
-import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { randomBytes, sign } from 'node:crypto';
+import { generateKeyPairSync } from '../test/helpers/keys.js';
 import { systemClock } from '../src/core/clock.js';
 import { silentLogger } from '../src/core/logger.js';
 import type { CertKeyType } from '../src/pki/key-spec.js';

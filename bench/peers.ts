@@ -20,7 +20,7 @@
  * persisted) and nginx sends a file from the page cache.
  */
 import { execFileSync, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
+import { createPublicKey, sign, verify } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -32,6 +32,7 @@ import { buildCsr, csrToPem } from '../src/pki/csr.js';
 import type { BenchOptions, BenchResult } from './run.js';
 import { requestJson } from './http.js';
 import { freePort } from '../test/helpers/net.js';
+import { generateKeyPairSync } from '../test/helpers/keys.js';
 import { spread, which, type Spread } from './stats.js';
 
 const SANS = ['svc.internal.example', 'svc', '10.1.2.3'];
@@ -400,6 +401,41 @@ async function startDaemonChild(): Promise<{ proc: ChildProcess; ready: ChildRea
   return { proc, ready };
 }
 
+/**
+ * What node:crypto alone needs for one CSR signing, on one core (this process, pinned): import the
+ * requester's P-256 public key (JWK, the cheapest import OpenSSL 3 offers Node), verify a CSR-sized
+ * signature by it and sign a TBS-sized message with a P-256 CA key, over CSR_POOL distinct keys. No CA
+ * written in Node 20 signs CSRs faster than this; set beside CFSSL's whole request per CPU-second it
+ * bounds the ratio goal 1 of issue 8 can reach whatever the rest of the request costs.
+ */
+function csrCryptoFloor(plan: Plan): Spread {
+  const ca = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+  const info = Buffer.alloc(300, 0x5a);
+  const tbs = Buffer.alloc(520, 0xa5);
+  const requesters = Array.from({ length: CSR_POOL }, () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    return {
+      jwk: publicKey.export({ format: 'jwk' }),
+      signature: sign('sha256', info, privateKey),
+    };
+  });
+  const rates: number[] = [];
+  for (let s = 0; s < plan.samples + 1; s++) {
+    let n = 0;
+    const start = process.cpuUsage();
+    const deadline = performance.now() + Math.min(plan.sampleMs, 2000);
+    while (performance.now() < deadline) {
+      const r = requesters[n++ % requesters.length]!;
+      if (!verify('sha256', info, createPublicKey({ key: r.jwk, format: 'jwk' }), r.signature))
+        throw new Error('floor: a signature did not verify');
+      sign('sha256', tbs, ca);
+    }
+    const used = process.cpuUsage(start);
+    if (s > 0) rates.push(n / ((used.user + used.system) / 1e6)); // the first sample warms up
+  }
+  return spread(rates);
+}
+
 /** Distinct CSRs (one key each), cycled: a server that cached a key or a verified CSR gains nothing. */
 const CSR_POOL = 1000;
 
@@ -435,11 +471,13 @@ export async function peersBench(options: BenchOptions): Promise<BenchResult> {
   const rows: Row[] = [];
   const installed: string[] = [];
   const skipped: string[] = [];
+  let floor: Spread | undefined;
   try {
     const daemon = await startDaemonChild();
     daemonProc = daemon.proc;
     pin(process.pid, '1');
     const kw = daemon.ready;
+    if (wanted('sign')) floor = csrCryptoFloor(plan);
     const admin = { authorization: `Bearer ${kw.admin}` };
 
     // 1. CFSSL
@@ -578,8 +616,15 @@ export async function peersBench(options: BenchOptions): Promise<BenchResult> {
     await rm(tmp, { recursive: true, force: true });
   }
   return {
-    table: render(rows, plan, installed, skipped),
-    json: { plan, pinned: PINNABLE, installed, skipped, rows },
+    table: render(rows, plan, installed, skipped, floor),
+    json: {
+      plan,
+      pinned: PINNABLE,
+      installed,
+      skipped,
+      rows,
+      ...(floor ? { csrCryptoFloorPerCpuSecond: floor } : {}),
+    },
   };
 }
 
@@ -599,7 +644,14 @@ function fmtSide(s: Side | null, runs: number): [string, string, string, string]
   ];
 }
 
-function render(rows: readonly Row[], plan: Plan, installed: string[], skipped: string[]): string {
+function render(
+  rows: readonly Row[],
+  plan: Plan,
+  installed: string[],
+  skipped: string[],
+  floor: Spread | undefined,
+): string {
+  const cfsslSign = rows.find((r) => r.figure === 'sign CSR')?.peer?.perCpuSecond.median;
   const header = [
     'figure',
     'clients',
@@ -638,6 +690,11 @@ function render(rows: readonly Row[], plan: Plan, installed: string[], skipped: 
       : 'NOT pinned (one core or no taskset): servers and load generator share the CPUs.',
     "keywright commits every issuance (store + fsync'd audit entry) and audits every key export (its entry written before the key is sent, fdatasync'd beside the next pulls: audit.exportDurability written, the default); cfssl persists nothing (no -db-config); nginx sends a cached file.",
     `sign: the same ${CSR_POOL} distinct P-256 CSRs (one key each, cycled) both sides, profile server (digitalSignature, serverAuth), P-256 CA (keywright signs with its default intermediate, cfssl with its root).`,
+    ...(floor
+      ? [
+          `sign, node:crypto floor: import the requester's key (JWK) + verify its signature + sign, nothing else, one core: ${int(floor.median)}/CPU-s (${int(floor.min)}–${int(floor.max)})${cfsslSign ? ` = ${(floor.median / cfsslSign).toFixed(2)}× cfssl's whole request per CPU-s: the most a Node 20 CA could reach before parsing, building, HTTP or recording anything` : ''}.`,
+        ]
+      : []),
     'The load generator is one Node process: against nginx it is likely the bottleneck, so the nginx figure is a lower bound and the ratio an upper bound.',
     `peers used: ${installed.join(', ') || 'none'}${skipped.length ? `; skipped: ${skipped.join('; ')}` : ''}`,
   ].join('\n');
