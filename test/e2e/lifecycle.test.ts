@@ -26,6 +26,12 @@ function servedSerial(port: number): Promise<string> {
   });
 }
 
+/** What a timed-out wait saw last, and the daemon's log since the start (it holds no secret). */
+function stuck(what: string, seen: { versions: string; served: string }, log: string): string {
+  const tail = log.split('\n').slice(-60).join('\n');
+  return `${what}\nlast versions: ${seen.versions}\nnginx served serial: ${seen.served}\ndaemon log (last 60 lines):\n${tail}`;
+}
+
 async function until<T>(
   what: string | (() => string),
   fn: () => Promise<T | undefined>,
@@ -121,12 +127,16 @@ test('a 1-minute certificate renews by itself into nginx (files + reload + verif
     60_000,
   );
   // Version 2: the renewal sweep renews it at ~2/3 of its minute, with no one touching it.
+  let seen = { versions: '', served: '' };
   const v2 = await until(
-    'version 2 served by nginx',
+    () => stuck('version 2 served by nginx', seen, daemon.output()),
     async () => {
+      seen = { versions: '(cert show failed)', served: '(no TLS answer)' };
       const versions = (await show()).versions;
+      seen.versions = JSON.stringify(versions);
       const serial = versions.find((v) => v.version === 2)?.serial;
-      return serial !== undefined && (await servedSerial(nginx.port)) === serial ? serial : undefined;
+      seen.served = await servedSerial(nginx.port);
+      return serial !== undefined && seen.served === serial ? serial : undefined;
     },
     150_000,
   );
