@@ -10,6 +10,7 @@ import { createServer as createTcpServer, type AddressInfo, type Socket } from '
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { encodeBackup, fileFromBuffer } from '../../src/app/backup/format.js';
+import { backupHeader } from '../helpers/backup.js';
 import { BIN, kw, startServe, initAndServe } from '../helpers/cli.js';
 import { freePort } from '../helpers/net.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -111,18 +112,10 @@ async function validBackup(): Promise<Buffer> {
     fileFromBuffer('kek.json', 0o600, Buffer.from('{"v":1,"source":"file","primary":"0011223344556677"}\n')),
     fileFromBuffer('audit.log', 0o600, randomBytes(3 * 1024 * 1024)),
   ];
-  const header = {
-    format: 'keywright-backup',
-    version: 1,
-    createdAt: '2025-01-31T12:00:00.000Z',
-    keywright: '0.1.0',
-    storeSchemaVersion: 1,
-    records: 0,
-    blobs: 0,
-    audit: { seq: 1, hash: 'a'.repeat(64) },
-    kek: { source: 'file', id: '0011223344556677' },
-    files: files.map((f) => f.path),
-  } as const;
+  const header = backupHeader(
+    files.map((f) => f.path),
+    { audit: { seq: 1, hash: 'a'.repeat(64) } },
+  );
   const lines: Buffer[] = [];
   for await (const line of encodeBackup(header, files)) lines.push(line);
   return gzipSync(Buffer.concat(lines));

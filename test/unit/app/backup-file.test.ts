@@ -18,6 +18,7 @@ import {
   type BackupHeader,
 } from '../../../src/app/backup/format.js';
 import { tempDir } from '../../helpers/tmp.js';
+import { backupHeader } from '../../helpers/backup.js';
 
 const MiB = 1024 * 1024;
 
@@ -37,18 +38,7 @@ async function noiseFile(path: string, size: number): Promise<BackupFileSource> 
 }
 
 function header(files: readonly string[]): BackupHeader {
-  return {
-    format: 'keywright-backup',
-    version: 1,
-    createdAt: '2025-01-31T12:00:00.000Z',
-    keywright: '0.1.0',
-    storeSchemaVersion: 1,
-    records: 3,
-    blobs: 0,
-    audit: { seq: 7, hash: 'a'.repeat(64) },
-    kek: { source: 'file', id: '0011223344556677' },
-    files,
-  };
+  return backupHeader(files, { records: 3 });
 }
 
 /** A valid backup whose audit.log is `auditBytes` of noise, as a gzip stream made while it is read. */

@@ -11,6 +11,7 @@ import {
   type BackupHeader,
   type BackupSink,
 } from '../../../src/app/backup/format.js';
+import { backupHeader } from '../../helpers/backup.js';
 
 const FILES: Record<string, [number, Buffer]> = {
   'keywright.json': [0o600, Buffer.from('{"schemaVersion":1,"collections":{}}')],
@@ -23,18 +24,7 @@ const FILES: Record<string, [number, Buffer]> = {
 };
 
 function header(files = Object.keys(FILES)): BackupHeader {
-  return {
-    format: 'keywright-backup',
-    version: 1,
-    createdAt: '2025-01-31T12:00:00.000Z',
-    keywright: '0.1.0',
-    storeSchemaVersion: 1,
-    records: 0,
-    blobs: 2,
-    audit: { seq: 7, hash: 'a'.repeat(64) },
-    kek: { source: 'file', id: '0011223344556677' },
-    files,
-  };
+  return backupHeader(files, { blobs: 2 });
 }
 
 async function encode(h = header(), files = FILES): Promise<Buffer> {
