@@ -240,21 +240,40 @@ async function compare(plan: Plan, clients: number, kw: Target, peer: Target | n
 }
 
 /** cfssl from PATH, or installed from Debian's golang-cfssl when we are root; else why it is skipped. */
-function ensureCfssl(): { bin: string; jsonBin: string } | string {
-  let bin = which('cfssl');
-  if (!bin && process.getuid?.() === 0 && which('apt-get')) {
-    console.log('  installing golang-cfssl (apt-get)…');
-    spawnSync('apt-get', ['install', '-y', 'golang-cfssl'], {
+/** A program on PATH, installed from a Debian package first when missing and we are root. */
+function ensureBin(bin: string, pkg: string): string | undefined {
+  let path = which(bin);
+  if (!path && process.getuid?.() === 0 && which('apt-get')) {
+    console.log(`  installing ${pkg} (apt-get)…`);
+    spawnSync('apt-get', ['install', '-y', pkg], {
       stdio: 'ignore',
       env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
       timeout: 300_000,
     });
-    bin = which('cfssl');
+    path = which(bin);
   }
+  return path;
+}
+
+function ensureCfssl(): { bin: string; jsonBin: string } | string {
+  const bin = ensureBin('cfssl', 'golang-cfssl');
   const jsonBin = which('cfssljson');
   if (!bin || !jsonBin) return 'cfssl not installed (apt-get install golang-cfssl needs root)';
   return { bin, jsonBin };
 }
+
+/**
+ * CFSSL's certdb tables (its certdb/sqlite migration, as CFSSL 1.2 reads and writes them): with
+ * `-db-config` cfssl records every certificate it signs, as keywright records every issuance. SQLite
+ * commits each insert with an fsync (synchronous=FULL, the default), as a durable store must.
+ */
+const CFSSL_CERTDB_SCHEMA = `CREATE TABLE certificates (
+  serial_number blob NOT NULL, authority_key_identifier blob NOT NULL, ca_label blob,
+  status blob NOT NULL, reason int, expiry timestamp, revoked_at timestamp, pem blob NOT NULL,
+  PRIMARY KEY(serial_number, authority_key_identifier));
+CREATE TABLE ocsp_responses (
+  serial_number blob NOT NULL, authority_key_identifier blob NOT NULL, body blob NOT NULL,
+  expiry timestamp, PRIMARY KEY(serial_number, authority_key_identifier));`;
 
 const PINNABLE = availableParallelism() >= 2 && which('taskset') !== undefined;
 const pin = (pid: number, cpus: string) => {
@@ -297,6 +316,7 @@ function spawnPinned(bin: string, args: string[], cwd: string): { proc: ChildPro
 async function startCfssl(
   tools: { bin: string; jsonBin: string },
   dir: string,
+  certdb?: { sqlite3: string },
 ): Promise<{ url: string; proc: ChildProcess }> {
   const write = (f: string, v: unknown) => writeFile(join(dir, f), JSON.stringify(v));
   await write('ca-csr.json', {
@@ -320,11 +340,19 @@ async function startCfssl(
     input: initca,
     stdio: ['pipe', 'ignore', 'ignore'],
   });
+  const dbArgs: string[] = [];
+  if (certdb) {
+    const db = join(dir, 'certs.db');
+    execFileSync(certdb.sqlite3, [db], { input: CFSSL_CERTDB_SCHEMA, stdio: ['pipe', 'ignore', 'pipe'] });
+    await write('db.json', { driver: 'sqlite3', data_source: db });
+    dbArgs.push('-db-config', 'db.json');
+  }
   const port = await freePort();
   const { proc, log } = spawnPinned(
     tools.bin,
     [
       'serve',
+      ...dbArgs,
       '-address',
       '127.0.0.1',
       '-port',
@@ -574,6 +602,34 @@ export async function peersBench(options: BenchOptions): Promise<BenchResult> {
       });
     if (cfssl) await stopProcess(cfssl.proc, 'SIGTERM');
 
+    // 1b. CFSSL recording what it signs (its certdb in SQLite), as keywright records every issuance.
+    const sqlite3 = typeof cfsslTools === 'string' ? undefined : ensureBin('sqlite3', 'sqlite3');
+    if (typeof cfsslTools !== 'string' && sqlite3 === undefined)
+      skipped.push('cfssl with certdb: sqlite3 not installed (apt-get install sqlite3 needs root)');
+    if (typeof cfsslTools !== 'string' && sqlite3 !== undefined && (wanted('sign') || wanted('issue'))) {
+      await mkdir(join(tmp, 'cfssl-db'));
+      const recorded = await startCfssl(cfsslTools, join(tmp, 'cfssl-db'), { sqlite3 });
+      procs.push([recorded.proc, 'SIGTERM']);
+      installed.push('cfssl with its SQLite certdb');
+      const on = (t: Target | null): Target | null =>
+        t && { ...t, url: t.url.replace(cfssl!.url, recorded.url), pid: recorded.proc.pid! };
+      if (wanted('sign'))
+        rows.push({
+          figure: 'sign CSR, both recording it',
+          clients: CA_CLIENTS,
+          peerName: 'cfssl sign + certdb (SQLite)',
+          ...(await compare(plan, CA_CLIENTS, signKw, on(signCfssl))),
+        });
+      if (wanted('issue'))
+        rows.push({
+          figure: 'key + certificate, both recording it',
+          clients: CA_CLIENTS,
+          peerName: 'cfssl newcert + certdb (SQLite)',
+          ...(await compare(plan, CA_CLIENTS, issueKw, on(newCfssl))),
+        });
+      await stopProcess(recorded.proc, 'SIGTERM');
+    }
+
     // 2. nginx
     await mkdir(join(tmp, 'nginx'));
     const nginx = await startNginx(join(tmp, 'nginx'), kw.bundlePem);
@@ -688,7 +744,7 @@ function render(
     PINNABLE
       ? 'each server pinned to CPU 0 (taskset; keywright is the daemon in a child of the bench process, all its threads pinned), the load generator (this Node process, one event loop) to CPU 1.'
       : 'NOT pinned (one core or no taskset): servers and load generator share the CPUs.',
-    "keywright commits every issuance (store + fsync'd audit entry) and audits every key export (its entry written before the key is sent, fdatasync'd beside the next pulls: audit.exportDurability written, the default); cfssl persists nothing (no -db-config); nginx sends a cached file.",
+    "keywright commits every issuance (store + fsync'd audit entry) and audits every key export (its entry written before the key is sent, fdatasync'd beside the next pulls: audit.exportDurability written, the default); cfssl persists nothing (no -db-config) except in the rows 'both recording it' (-db-config, its certdb in SQLite: one fsync'd insert per certificate); nginx sends a cached file.",
     `sign: the same ${CSR_POOL} distinct P-256 CSRs (one key each, cycled) both sides, profile server (digitalSignature, serverAuth), P-256 CA (keywright signs with its default intermediate, cfssl with its root).`,
     ...(floor
       ? [
