@@ -254,7 +254,7 @@ async function longPolls(c: ChildProcess, ready: ChildReady, n: number): Promise
 }
 
 export async function bundleBench(options: BenchOptions): Promise<BenchResult> {
-  const seconds = options.quick ? 3 : 10;
+  const seconds = options.quick ? 2 : 10;
   const c = fork(import.meta.filename, ['--child'], {
     execArgv: ['--import', 'tsx', '--expose-gc'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -264,7 +264,7 @@ export async function bundleBench(options: BenchOptions): Promise<BenchResult> {
     const auth = { authorization: `Bearer ${ready.service}` };
     const bundleUrl = `${ready.url}/v1/certificates/web/bundle`;
     // Long polls first, so the idle RSS is that of a fresh daemon, not of one after the load phases.
-    const held = await longPolls(c, ready, options.quick ? 200 : LONG_POLLS);
+    const held = await longPolls(c, ready, options.quick ? 100 : LONG_POLLS);
     // The ETag of the version the long polls ended on (they renewed it).
     const etag = await new Promise<string>((resolve, reject) => {
       const req = request(bundleUrl, { ca: ready.ca, agent: false, headers: auth }, (res) => {

@@ -45,7 +45,7 @@ interface Plan {
   readonly warmupMs: number;
 }
 const FULL: Plan = { samples: 3, sampleMs: 8000, warmupMs: 2000 };
-const QUICK: Plan = { samples: 1, sampleMs: 2000, warmupMs: 500 };
+const QUICK: Plan = { samples: 1, sampleMs: 800, warmupMs: 300 };
 
 // ---------------------------------------------------------------------------------------------------
 // Child: the daemon.

@@ -40,8 +40,6 @@ const GOAL_MS = 2000;
 const MiB = 1024 * 1024;
 /** Concurrent creations while populating: enough for the store's group commit to batch fsyncs. */
 const POPULATE_CONCURRENCY = 32;
-/** The daemon's RSS is read again this long after it is ready (its start-up sweeps run then). */
-const SETTLE_MS = 2000;
 const POLL_MS = 5;
 const run = promisify(execFile);
 
@@ -51,10 +49,12 @@ interface Plan {
   readonly runs: number;
   /** Fresh clones for part 2. */
   readonly clones: number;
+  /** How long after ready the RSS is read again (the start-up sweeps run then). */
+  readonly settleMs: number;
 }
-const FULL: Plan = { sizes: [1_000, 10_000], runs: 3, clones: 3 };
+const FULL: Plan = { sizes: [1_000, 10_000], runs: 3, clones: 3, settleMs: 2000 };
 // --quick leaves out the fresh clone: its npm ci alone takes 15–30 s
-const QUICK: Plan = { sizes: [1_000], runs: 1, clones: 0 };
+const QUICK: Plan = { sizes: [1_000], runs: 1, clones: 0, settleMs: 1000 };
 
 // ---------------------------------------------------------------------------------------------------
 // Small helpers
@@ -265,12 +265,13 @@ interface StartFigures {
   peakRssMiB: number;
 }
 
-/** Spawn → 200 on `path`, then the process's memory at once and SETTLE_MS later; stops it. */
+/** Spawn → 200 on `path`, then the process's memory at once and `settleMs` later; stops it. */
 async function timeStart(
   argv: readonly string[],
   url: () => string,
   ca: string | undefined,
   what: string,
+  settleMs: number,
 ): Promise<StartFigures> {
   const profile = process.env.KW_BENCH_CPU_PROF;
   const t0 = performance.now();
@@ -292,7 +293,7 @@ async function timeStart(
     });
     const readyMs = performance.now() - t0;
     const atReady = await memoryOf(proc.pid!);
-    await sleep(SETTLE_MS);
+    await sleep(settleMs);
     const settled = await memoryOf(proc.pid!);
     return { readyMs, rssReadyMiB: atReady.rss, rssSettledMiB: settled.rss, peakRssMiB: settled.hwm };
   } finally {
@@ -301,22 +302,28 @@ async function timeStart(
   }
 }
 
-async function timeServe(root: string, dataDir: string): Promise<StartFigures> {
+async function timeServe(root: string, dataDir: string, settleMs: number): Promise<StartFigures> {
   const file = join(root, 'keywright.yaml');
   await writeConfig(file, dataDir);
   const listen = /listen: "([^"]+)"/.exec(await readFile(file, 'utf8'))![1]!;
   const ca = await readFile(join(dataDir, 'ca.pem'), 'utf8');
-  return timeStart([BIN, 'serve', '--config', file], () => `https://${listen}/readyz`, ca, 'keywright serve');
+  return timeStart(
+    [BIN, 'serve', '--config', file],
+    () => `https://${listen}/readyz`,
+    ca,
+    'keywright serve',
+    settleMs,
+  );
 }
 
-async function timeBareNode(): Promise<StartFigures> {
+async function timeBareNode(settleMs: number): Promise<StartFigures> {
   const port = await freePort();
   const script = `require('node:http').createServer((q, s) => s.end('ok')).listen(${port}, '127.0.0.1')`;
-  return timeStart(['-e', script], () => `http://127.0.0.1:${port}/`, undefined, 'bare node');
+  return timeStart(['-e', script], () => `http://127.0.0.1:${port}/`, undefined, 'bare node', settleMs);
 }
 
 /** Node plus the app layer's modules (fastify, lowdb, the PKI stack …) loaded, then the same bare server. */
-async function timeModulesOnly(): Promise<StartFigures> {
+async function timeModulesOnly(settleMs: number): Promise<StartFigures> {
   const port = await freePort();
   const app = pathToFileURL(join(REPO, 'dist', 'app', 'index.js')).href;
   const script = `await import(${JSON.stringify(app)}); (await import('node:http')).createServer((q, s) => s.end('ok')).listen(${port}, '127.0.0.1')`;
@@ -325,6 +332,7 @@ async function timeModulesOnly(): Promise<StartFigures> {
     () => `http://127.0.0.1:${port}/`,
     undefined,
     'modules only',
+    settleMs,
   );
 }
 
@@ -344,12 +352,12 @@ async function measureStarts(
   plan: Plan,
   kind: StartRow['kind'],
   certificates: number | null,
-  start: () => Promise<StartFigures>,
+  start: (settleMs: number) => Promise<StartFigures>,
 ): Promise<Pick<StartRow, 'kind' | 'certificates' | 'firstStart' | 'runs' | 'summary'>> {
-  const firstStart = await start();
+  const firstStart = await start(plan.settleMs);
   const runs: StartFigures[] = [];
   for (let r = 0; r < plan.runs; r++) {
-    runs.push(await start());
+    runs.push(await start(plan.settleMs));
     log(
       `${kind} ${certificates ?? ''} run ${r + 1}/${plan.runs}: ready in ${runs.at(-1)!.readyMs.toFixed(0)} ms`,
     );
@@ -383,7 +391,7 @@ async function startupRows(plan: Plan, root: string): Promise<StartRow[]> {
 
   const empty = join(root, 'empty');
   await initData(empty);
-  rows.push({ ...(await measureStarts(plan, 'serve', 0, () => timeServe(root, empty))) });
+  rows.push({ ...(await measureStarts(plan, 'serve', 0, (settleMs) => timeServe(root, empty, settleMs))) });
   await rm(empty, { recursive: true, force: true });
 
   const data = join(root, 'data');
@@ -397,7 +405,7 @@ async function startupRows(plan: Plan, root: string): Promise<StartRow[]> {
     );
     have = size;
     rows.push({
-      ...(await measureStarts(plan, 'serve', size, () => timeServe(root, data))),
+      ...(await measureStarts(plan, 'serve', size, (settleMs) => timeServe(root, data, settleMs))),
       storeMiB: await storeMiB(data),
       dataDirMiB: await duMiB(data),
       populatePerSecond: perSecond,
@@ -588,7 +596,7 @@ function render(
       'spawn → ready ms',
       'first start ms',
       'RSS ready MiB',
-      `RSS +${SETTLE_MS / 1000} s MiB`,
+      `RSS +${plan.settleMs / 1000} s MiB`,
       'peak RSS MiB',
       '÷ 2 s goal',
       '− empty ms',
