@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /**
  * Bearer tokens: `kw_` + base64url of 32 random bytes (256 bits). The prefix lets secret scanners and
@@ -13,9 +13,9 @@ export function generateToken(): string {
   return TOKEN_PREFIX + randomBytes(TOKEN_BYTES).toString('base64url');
 }
 
-/** SHA-256 hex of the whole token, prefix included. */
+/** SHA-256 hex of the whole token, prefix included (every authenticated request: the one-shot hash). */
 export function hashToken(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex');
+  return hash('sha256', token, 'hex');
 }
 
 export function isWellFormedToken(value: unknown): value is string {

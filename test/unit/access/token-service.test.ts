@@ -1,5 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { FakeClock } from '../../../src/core/clock.js';
 import { isAppError } from '../../../src/core/errors.js';
 import { createMemoryStore } from '../../../src/store/memory/index.js';
@@ -41,6 +42,8 @@ describe('TokenService.create', () => {
     assert.equal(Buffer.from(token.slice(3), 'base64url').length, 32);
     assert.match(record.id, /^tok_[0-9a-f]{16}$/);
     assert.equal(record.hash, hashToken(token));
+    // The stored form is plain SHA-256 hex of the token: hashes kept by earlier releases still match.
+    assert.equal(record.hash, createHash('sha256').update(token).digest('hex'));
     assert.deepEqual(
       {
         role: record.role,
