@@ -221,6 +221,7 @@ describe('AuditLog.open on real files', () => {
       const torn = tail(lines[0]!.replace('"seq":1', `"seq":${N + 1}`));
       await appendFile(path, torn);
       const log = await AuditLog.open({ path, clock: new FakeClock() });
+      t.after(() => log.close());
       const [recovered] = await log.tail(1);
       assert.equal(recovered!.seq, N + 1);
       assert.equal(recovered!.action, 'audit.recovered');
@@ -264,6 +265,7 @@ describe('AuditLog.open on real files', () => {
   test('reopening continues the chain from the last entry', async (t) => {
     const { path, entries } = await writeLog(t);
     const log = await AuditLog.open({ path, clock: new FakeClock() });
+    t.after(() => log.close());
     assert.deepEqual(log.head, { seq: N, hash: entries.at(-1)!.hash });
     const e = await log.append({
       actor: 'cli:init',
@@ -278,6 +280,7 @@ describe('AuditLog.open on real files', () => {
   test('a log replaced by a directory: append rejects AUDIT_WRITE_FAILED and the head stays', async (t) => {
     const { path } = await writeLog(t, 3);
     const log = await AuditLog.open({ path, clock: new FakeClock() });
+    t.after(() => log.close());
     const head = log.head;
     await rename(path, `${path}.moved`);
     await mkdir(path);
@@ -306,6 +309,7 @@ describe('AuditLog.open on real files', () => {
   test('a log changed on disk by someone else: append refuses with AUDIT_INTEGRITY from then on', async (t) => {
     const { path } = await writeLog(t, 3);
     const log = await AuditLog.open({ path, clock: new FakeClock() });
+    t.after(() => log.close());
     await appendFile(path, '{"seq":4}\n');
     const rec = { actor: 'system', action: 'cert.issue', subject: 'cert:x', outcome: 'success' } as const;
     await assert.rejects(log.append(rec), (err) => isAppError(err, 'AUDIT_INTEGRITY'));
@@ -316,6 +320,7 @@ describe('AuditLog.open on real files', () => {
   test('a missing log is created 0600 with its directory entry synced', async (t) => {
     const path = join(await tempDir(t), 'audit.log');
     const log = await AuditLog.open({ path, clock: new FakeClock() });
+    t.after(() => log.close());
     assert.equal(log.head.seq, 0);
     assert.equal((await stat(path)).mode & 0o777, 0o600);
   });
@@ -386,6 +391,7 @@ describe('AuditLog.open with deferVerification, then verifyChain', () => {
     const { path, lines, entries } = await writeLog(t);
     await appendFile(path, lines[0]!.slice(0, 30));
     const log = await openDeferred(path);
+    t.after(() => log.close());
     const [recovered] = await log.tail(1);
     assert.equal(recovered!.action, 'audit.recovered');
     assert.equal(recovered!.details!.line, N + 1);
@@ -408,6 +414,7 @@ describe('AuditLog.open with deferVerification, then verifyChain', () => {
   test('entries cut off the end after open: the chain left is whole, but not the one open trusted', async (t) => {
     const { path, lines } = await writeLog(t);
     const log = await openDeferred(path);
+    t.after(() => log.close());
     await truncate(path, Buffer.byteLength(lines.slice(0, N - 2).join('\n') + '\n'));
     assert.equal((await verifyAuditLog(path)).ok, true, 'the file alone cannot show it');
     const found = await log.verifyChain();

@@ -86,6 +86,7 @@ async function openLog(
     ...(recentEntries === undefined ? {} : { recentEntries }),
     ...(exportDurability === undefined ? {} : { exportDurability }),
   });
+  t.after(() => log.close()); // its append handle, not left for the garbage collector
   return { log, path, io, clock };
 }
 
@@ -195,6 +196,7 @@ describe('AuditLog fails closed', () => {
     const reopened = await AuditLog.open({ path, clock: new FakeClock() });
     assert.equal(reopened.head.seq, 2, 'the torn half line was cut and audit.recovered appended');
     assert.equal((await reopened.tail(1))[0]!.action, 'audit.recovered');
+    await reopened.close();
   });
 
   test('one handle serves every commit; after a failed one the next commit opens a new handle', async (t) => {
