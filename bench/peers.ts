@@ -19,7 +19,7 @@
  * fsync'd audit log and every key export to the audit log; cfssl runs without `-db-config` (nothing
  * persisted) and nginx sends a file from the page cache.
  */
-import { execFileSync, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createPublicKey, sign, verify } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -28,6 +28,7 @@ import { Agent, request } from 'node:http';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { promisify } from 'node:util';
 import { buildCsr, csrToPem } from '../src/pki/csr.js';
 import type { BenchOptions, BenchResult } from './run.js';
 import { requestJson } from './http.js';
@@ -121,6 +122,8 @@ interface Target {
   /** The server process, whose CPU time is read from /proc. */
   readonly pid?: number;
 }
+
+const execFileAsync = promisify(execFile);
 
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
@@ -219,15 +222,56 @@ interface Row {
   readonly skipped?: string;
 }
 
+type Loader = (t: Target, clients: number, ms: number) => Promise<Load>;
+
+/**
+ * wrk (C, one thread, pinned where this process is) as the load generator, for GETs: this process's one
+ * event loop tops out near 10k answers a second, far below what nginx serves, so with it the nginx
+ * figure is the generator's. Whole seconds only (wrk's -d).
+ */
+function wrkLoader(bin: string): Loader {
+  const ms = (value: string, unit: string) =>
+    Number(value) * ({ us: 0.001, ms: 1, s: 1000, m: 60_000 } as Record<string, number>)[unit]!;
+  return async (t, clients, durationMs) => {
+    const headers = Object.entries(t.headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]);
+    const seconds = Math.max(1, Math.round(durationMs / 1000));
+    const cpuBefore = cpuSeconds(t.pid);
+    const { stdout } = await execFileAsync(
+      bin,
+      ['-t1', `-c${clients}`, `-d${seconds}s`, '--latency', ...headers, t.url],
+      { encoding: 'utf8' },
+    );
+    const cpu = cpuSeconds(t.pid) - cpuBefore;
+    const latency = (pct: string) => {
+      const m = new RegExp(`^\\s+${pct}%\\s+([\\d.]+)(us|ms|s|m)$`, 'm').exec(stdout);
+      return m ? ms(m[1]!, m[2]!) : NaN;
+    };
+    const done = /(\d+) requests in ([\d.]+)(us|ms|s|m)/.exec(stdout);
+    const requests = done ? Number(done[1]) : 0;
+    const elapsedS = done ? ms(done[2]!, done[3]!) / 1000 : seconds;
+    const bad = Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0);
+    const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
+    const errors = bad + (socket ? socket.slice(1).reduce((n, x) => n + Number(x), 0) : 0);
+    if (errors > 0) console.error(`  ${errors} errors from ${t.url} (wrk)`);
+    return {
+      perSecond: (requests - bad) / elapsedS,
+      perCpuSecond: (requests - bad) / cpu,
+      p50Ms: latency('50'),
+      p99Ms: latency('99'),
+      errors,
+    };
+  };
+}
+
 /** Warm both up, then alternate their samples so that drifting machine noise hits both alike. */
-async function compare(plan: Plan, clients: number, kw: Target, peer: Target | null) {
-  await load(kw, clients, plan.warmupMs);
-  if (peer) await load(peer, clients, plan.warmupMs);
+async function compare(plan: Plan, clients: number, kw: Target, peer: Target | null, run: Loader = load) {
+  await run(kw, clients, plan.warmupMs);
+  if (peer) await run(peer, clients, plan.warmupMs);
   const a: Load[] = [];
   const b: Load[] = [];
   for (let i = 0; i < plan.samples; i++) {
-    a.push(await load(kw, clients, plan.sampleMs));
-    if (peer) b.push(await load(peer, clients, plan.sampleMs));
+    a.push(await run(kw, clients, plan.sampleMs));
+    if (peer) b.push(await run(peer, clients, plan.sampleMs));
   }
   const side = (l: Load[]): Side => ({
     perSecond: spread(l.map((x) => x.perSecond)),
@@ -239,7 +283,6 @@ async function compare(plan: Plan, clients: number, kw: Target, peer: Target | n
   return { keywright: side(a), peer: peer ? side(b) : null };
 }
 
-/** cfssl from PATH, or installed from Debian's golang-cfssl when we are root; else why it is skipped. */
 /** A program on PATH, installed from a Debian package first when missing and we are root. */
 function ensureBin(bin: string, pkg: string): string | undefined {
   let path = which(bin);
@@ -255,6 +298,7 @@ function ensureBin(bin: string, pkg: string): string | undefined {
   return path;
 }
 
+/** cfssl from PATH, or installed from Debian's golang-cfssl when we are root; else why it is skipped. */
 function ensureCfssl(): { bin: string; jsonBin: string } | string {
   const bin = ensureBin('cfssl', 'golang-cfssl');
   const jsonBin = which('cfssljson');
@@ -657,6 +701,18 @@ export async function peersBench(options: BenchOptions): Promise<BenchResult> {
         ...(await compare(plan, BUNDLE_CLIENTS, pull, staticFile)),
         ...(typeof nginx === 'string' ? { skipped: nginx } : {}),
       });
+    const wrk = wanted('bundle') ? ensureBin('wrk', 'wrk') : undefined;
+    if (wanted('bundle') && wrk === undefined)
+      skipped.push('wrk: not installed (apt-get install wrk needs root)');
+    if (wrk !== undefined && staticFile) {
+      installed.push('wrk (C load generator)');
+      rows.push({
+        figure: 'bundle pull, wrk generating the load',
+        clients: BUNDLE_CLIENTS,
+        peerName: 'nginx static file (wrk)',
+        ...(await compare(plan, BUNDLE_CLIENTS, pull, staticFile, wrkLoader(wrk))),
+      });
+    }
   } finally {
     for (const [p, signal] of procs) await stopProcess(p, signal);
     if (daemonProc && daemonProc.exitCode === null) {
@@ -751,7 +807,7 @@ function render(
           `sign, node:crypto floor: import the requester's key (JWK) + verify its signature + sign, nothing else, one core: ${int(floor.median)}/CPU-s (${int(floor.min)}–${int(floor.max)})${cfsslSign ? ` = ${(floor.median / cfsslSign).toFixed(2)}× cfssl's whole request per CPU-s: the most a Node 20 CA could reach before parsing, building, HTTP or recording anything` : ''}.`,
         ]
       : []),
-    'The load generator is one Node process: against nginx it is likely the bottleneck, so the nginx figure is a lower bound and the ratio an upper bound.',
+    'The load generator is one Node process (about 10k answers a second at most): against nginx it is the bottleneck, so the nginx figure is a lower bound and the ratio an upper bound; the row "wrk generating the load" uses wrk (C, one thread, on the same CPU as this process) instead, and shows both servers\' own limits.',
     `peers used: ${installed.join(', ') || 'none'}${skipped.length ? `; skipped: ${skipped.join('; ')}` : ''}`,
   ].join('\n');
 }
