@@ -417,6 +417,21 @@ async function startCfssl(
   return { url, proc };
 }
 
+/**
+ * node:http answering every GET with the same bytes, nothing else (no auth, unseal or audit): what any
+ * Node server can reach on one core here, to set beside nginx.
+ */
+async function startBareNode(dir: string, body: string): Promise<{ url: string; proc: ChildProcess }> {
+  const file = join(dir, 'bundle.pem');
+  await writeFile(file, body);
+  const port = await freePort();
+  const script = `const b = require('node:fs').readFileSync(${JSON.stringify(file)}); require('node:http').createServer((q, s) => { s.writeHead(200, { 'content-type': 'application/pem-certificate-chain', 'content-length': b.length }); s.end(b); }).listen(${port}, '127.0.0.1')`;
+  const { proc, log } = spawnPinned(process.execPath, ['-e', script], dir);
+  const url = `http://127.0.0.1:${port}`;
+  await waitHttp(url, proc, 'bare node:http', log);
+  return { url, proc };
+}
+
 async function startNginx(dir: string, body: string): Promise<{ url: string; proc: ChildProcess } | string> {
   const bin = which('nginx') ?? which('/usr/sbin/nginx');
   if (!bin) return 'nginx not installed';
@@ -712,6 +727,23 @@ export async function peersBench(options: BenchOptions): Promise<BenchResult> {
         peerName: 'nginx static file (wrk)',
         ...(await compare(plan, BUNDLE_CLIENTS, pull, staticFile, wrkLoader(wrk))),
       });
+      await mkdir(join(tmp, 'bare'));
+      const bare = await startBareNode(join(tmp, 'bare'), kw.bundlePem);
+      procs.push([bare.proc, 'SIGTERM']);
+      const bareTarget: Target = {
+        url: `${bare.url}/bundle.pem`,
+        method: 'GET',
+        headers: {},
+        expect: 200,
+        pid: bare.proc.pid!,
+      };
+      rows.push({
+        figure: 'bare node:http, same bytes, nothing else (wrk)',
+        clients: BUNDLE_CLIENTS,
+        peerName: 'nginx static file (wrk)',
+        ...(await compare(plan, BUNDLE_CLIENTS, bareTarget, staticFile, wrkLoader(wrk))),
+      });
+      await stopProcess(bare.proc, 'SIGTERM');
     }
   } finally {
     for (const [p, signal] of procs) await stopProcess(p, signal);
@@ -807,7 +839,7 @@ function render(
           `sign, node:crypto floor: import the requester's key (JWK) + verify its signature + sign, nothing else, one core: ${int(floor.median)}/CPU-s (${int(floor.min)}–${int(floor.max)})${cfsslSign ? ` = ${(floor.median / cfsslSign).toFixed(2)}× cfssl's whole request per CPU-s: the most a Node 20 CA could reach before parsing, building, HTTP or recording anything` : ''}.`,
         ]
       : []),
-    'The load generator is one Node process (about 10k answers a second at most): against nginx it is the bottleneck, so the nginx figure is a lower bound and the ratio an upper bound; the row "wrk generating the load" uses wrk (C, one thread, on the same CPU as this process) instead, and shows both servers\' own limits.',
+    'The load generator is one Node process (about 10k answers a second at most): against nginx it is the bottleneck, so the nginx figure is a lower bound and the ratio an upper bound; the rows marked wrk use wrk (C, one thread, on the same CPU as this process) instead, and show both servers\' own limits; in the row "bare node:http" the keywright columns hold a bare Node server sending the same bytes, the ceiling of any Node server here.',
     `peers used: ${installed.join(', ') || 'none'}${skipped.length ? `; skipped: ${skipped.join('; ')}` : ''}`,
   ].join('\n');
 }
