@@ -7,7 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export interface BenchOptions {
-  /** A smoke run (about 90 s for all six on 2 cores): smallest size only, fewer and shorter samples. */
+  /** A smoke run (about 100 s for all six on 2 cores): smallest size only, fewer and shorter samples. */
   readonly quick: boolean;
 }
 
