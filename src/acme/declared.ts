@@ -46,10 +46,15 @@ export interface AccountPlan {
 const sameList = (a: readonly string[], b: readonly string[]) =>
   a.length === b.length && a.every((x, i) => x === b[i]);
 
-/** Pure: which declared accounts to register, update, leave or refuse, given the stored ones. */
+/**
+ * Pure: which declared accounts to register, update, leave or refuse, given the stored ones. `declared`
+ * names every configured account, including those whose desired state could not be resolved this time
+ * (a caFile unreadable for a moment): those are neither planned nor taken for undeclared.
+ */
 export function planDeclaredAccounts(
   desired: readonly DesiredAccount[],
   existing: readonly AcmeAccountRecord[],
+  declared: readonly string[] = desired.map((d) => d.name),
 ): AccountPlan {
   const stored = new Map(existing.map((r) => [r.id, r]));
   const decisions = desired.map((d): AccountDecision => {
@@ -83,7 +88,7 @@ export function planDeclaredAccounts(
       ...(adopt ? { adopt: true as const } : {}),
     };
   });
-  const names = new Set(desired.map((d) => d.name));
+  const names = new Set(declared);
   const undeclared = existing.filter((r) => r.declared === true && !names.has(r.id)).map((r) => r.id);
   return { decisions, undeclared };
 }

@@ -250,7 +250,11 @@ export class AcmeService {
         }
       }),
     );
-    const plan = planDeclaredAccounts(desired, this.accounts.list());
+    const plan = planDeclaredAccounts(
+      desired,
+      this.accounts.list(),
+      declared.map((c) => c.name),
+    );
     await Promise.all(
       plan.decisions.map(async (decision) => {
         try {

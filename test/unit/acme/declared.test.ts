@@ -92,6 +92,12 @@ describe('declared ACME accounts: the plan', () => {
     assert.deepEqual(plan.undeclared, ['gone']);
   });
 
+  test('a declared account whose desired state could not be resolved (caFile unreadable) is not undeclared', () => {
+    const plan = planDeclaredAccounts([], [stored('flaky')], ['flaky']);
+    assert.deepEqual(plan.decisions, []);
+    assert.deepEqual(plan.undeclared, []);
+  });
+
   test('an unknown alias or a plain-HTTP directory is a configuration issue naming the field', () => {
     const issues = checkDeclaredAccounts([
       { name: 'ok', directory: 'letsencrypt', termsOfServiceAgreed: true },
