@@ -112,8 +112,8 @@ export function bundleHotPath(options: HotPathOptions): HotPath {
     const caller = { actor, requestId, log: logger };
     auditedAs(deps, caller, keyExportAudit(name, current.version, format, undefined), () =>
       certs.bundle(name, true),
-    ).then(
-      (material) => {
+    )
+      .then((material) => {
         // A renewal committed in between: label what is sent.
         const sent = material.version.id === current.id ? etag : bundleEtag(material.version, true, format);
         if (format === 'pem') {
@@ -122,12 +122,18 @@ export function bundleHotPath(options: HotPathOptions): HotPath {
           const body = JSON.stringify(bundleJson(name, material));
           answer(200, { etag: sent, 'content-type': 'application/json; charset=utf-8' }, body);
         }
-      },
-      (err: unknown) => {
+      })
+      // Also what the answer itself throws: nothing here may become an unhandled rejection.
+      .catch((err: unknown) => {
+        if (res.headersSent) {
+          logger.error({ err, reqId: requestId }, 'bundle pull failed after its answer began');
+          res.destroy();
+          return;
+        }
         const { problem, headers } = problemAnswer(err, requestId, logger);
         answer(problem.status, headers, JSON.stringify(problem));
-      },
-    );
+      })
+      .catch(() => res.destroy());
     return true;
   };
 }
