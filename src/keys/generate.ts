@@ -67,6 +67,7 @@ export async function generateKeyToHandOut(type: KeyType): Promise<KeyPair & { r
       rememberSpki(pair.publicKey, spki);
       return { ...pair, pkcs8Der };
     }
+    pkcs8Der?.fill(0); // not handed out: OpenSSL's encoder makes the one that is
   }
   return { ...pair, pkcs8Der: exportPkcs8Der(pair.privateKey) };
 }

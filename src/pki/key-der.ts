@@ -62,15 +62,11 @@ export function pkcs8FromJwk(jwk: JsonWebKey): Buffer | undefined {
     const point = curve && ecPoint(jwk, curve.size);
     scalar = curve && bytes(jwk.d, curve.size);
     if (!curve || !point || !scalar) return wiped(scalar);
-    const ecPrivateKey = sequence(
-      integer(1),
-      octetString(Buffer.alloc(curve.size)),
-      contextConstructed(1, [bitString(point)]),
-    );
+    const publicKey = contextConstructed(1, [bitString(point)]);
+    const ecPrivateKey = sequence(integer(1), octetString(Buffer.alloc(curve.size)), publicKey);
     der = sequence(integer(0), sequence(oid(OID.ecPublicKey), oid(curve.oid)), octetString(ecPrivateKey));
     // The placeholder ends where the [1] public key begins, which ends the structure.
-    const publicKeyBytes = contextConstructed(1, [bitString(point)]).length;
-    scalar.copy(der, der.length - publicKeyBytes - curve.size);
+    scalar.copy(der, der.length - publicKey.length - curve.size);
   } else if (jwk.kty === 'OKP' && jwk.crv === 'Ed25519') {
     scalar = bytes(jwk.d, 32);
     if (!scalar) return undefined;
