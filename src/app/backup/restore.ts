@@ -71,7 +71,16 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
     if (present.length > 0) {
       replaced = `${dataDir}.replaced-${stamp(clock)}`;
       await rename(dataDir, replaced);
-      await rename(temp, dataDir);
+      try {
+        await rename(temp, dataDir);
+      } catch (err) {
+        const restored = temp;
+        // Keep the restored tree if the old one cannot go back: then it is one of two whole copies.
+        temp = undefined;
+        await putBack(replaced, dataDir, restored, err);
+        temp = restored; // the old directory is back in place: remove the restored copy below
+        throw err;
+      }
       temp = undefined;
       await fsyncDir(parent);
       // Our lock went aside with the old directory: take it out, so that copy is not left locked.
@@ -180,6 +189,26 @@ function directorySink(root: string): BackupSink {
       };
     },
   };
+}
+
+/**
+ * The restored tree could not take the data dir's place after the old one went aside: move the old one
+ * back, so the data dir is never left missing. If even that fails, say where both copies are.
+ */
+async function putBack(replaced: string, dataDir: string, temp: string, cause: unknown): Promise<void> {
+  try {
+    await rename(replaced, dataDir);
+  } catch (again) {
+    throw new AppError(
+      'INTERNAL',
+      `restore: the restored data could not be moved to ${dataDir} (${errCode(cause)}), nor the old data directory moved back (${errCode(again)}); the old one is ${replaced} and the verified restore is ${temp}: rename one of them to ${dataDir}`,
+      { cause, details: { dataDir, replaced, restored: temp } },
+    );
+  }
+}
+
+function errCode(err: unknown): string {
+  return (err as NodeJS.ErrnoException).code ?? 'error';
 }
 
 /** fsync every directory of the tree, deepest first, so every entry the restore made is durable. */
