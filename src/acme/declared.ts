@@ -12,6 +12,7 @@ import type { AcmeAccountConfig } from '../config/schema.js';
 import { AcmeError, ConfigError } from '../core/errors.js';
 import type { AcmeAccountRecord, RegisterAccountInput } from './accounts.js';
 import { resolveDirectoryUrl } from './directory.js';
+import { parseSecretRef, resolveSecret } from '../deploy/secret-ref.js';
 
 /** A declared account with its references resolved, as the plan compares it with the store. */
 export interface DesiredAccount {
@@ -163,15 +164,12 @@ async function readConfigFile(path: string, field: string): Promise<string> {
 
 /** `env:VARIABLE` or `file:/path` (the schema admits nothing else); the key itself is never echoed. */
 async function resolveHmac(ref: string, field: string, env: NodeJS.ProcessEnv): Promise<string> {
-  const value = ref.startsWith('env:')
-    ? env[ref.slice(4)]
-    : await readFile(ref.slice(5), 'utf8').catch(() => undefined);
-  const key = value?.trim();
-  if (key === undefined || key === '') {
-    throw new ConfigError('CONFIG_INVALID', `${field}: ${ref} is not set, unreadable or empty`, {
-      details: { field, ref },
+  const missing = (described: string) =>
+    new ConfigError('CONFIG_INVALID', `${field}: ${described} is not set, unreadable or empty`, {
+      details: { field, ref: described },
     });
-  }
+  const key = (await resolveSecret(parseSecretRef(ref, field), env, missing)).toString('utf8').trim();
+  if (key === '') throw missing(ref);
   return key;
 }
 

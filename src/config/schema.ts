@@ -108,9 +108,8 @@ const fileMode = z.union([
 const deployFileName = z.string().regex(/^(?!\.{1,2}$)[^/\\\0]{1,255}$/, 'a plain file name, without "/"');
 
 /** Where a secret comes from: never the secret itself, so configs and logs cannot leak it. */
-const secretRef = z
-  .string()
-  .regex(/^(env:[A-Za-z_][A-Za-z0-9_]*|file:\/.+)$/, 'use env:VARIABLE or file:/absolute/path');
+const SECRET_REF = /^(env:[A-Za-z_][A-Za-z0-9_]*|file:\/.+)$/;
+const secretRef = z.string().regex(SECRET_REF, 'use env:VARIABLE or file:/absolute/path');
 
 const deployTarget = z.union([
   z.strictObject({
@@ -290,7 +289,7 @@ const acmeAccount = z.strictObject({
       hmac: z
         .string()
         .regex(
-          /^(env:[A-Za-z_][A-Za-z0-9_]*|file:\/.+)$/,
+          SECRET_REF,
           'the EAB HMAC key is never written in the configuration: use env:VARIABLE or file:/absolute/path',
         ),
     })

@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
-import { DeployError } from '../core/errors.js';
+import { DeployError, type AppError } from '../core/errors.js';
 
 export type SecretRef =
   { readonly kind: 'env'; readonly name: string } | { readonly kind: 'file'; readonly path: string };
@@ -28,8 +28,21 @@ export function describeSecretRef(ref: SecretRef): string {
   return ref.kind === 'env' ? `env:${ref.name}` : `file:${ref.path}`;
 }
 
-/** The secret's bytes; DEPLOY_FAILED (not retryable) when it is missing or empty. */
-export async function resolveSecret(ref: SecretRef, env: NodeJS.ProcessEnv = process.env): Promise<Buffer> {
+/** The error for a secret that is not set or empty, given the reference as describeSecretRef shows it. */
+export type MissingSecret = (ref: string) => AppError;
+
+const missingWebhookSecret: MissingSecret = (ref) =>
+  new DeployError('DEPLOY_FAILED', `the webhook secret ${ref} is not set or empty`, {
+    retryable: false,
+    details: { secret: ref },
+  });
+
+/** The secret's bytes; `missing` (by default DEPLOY_FAILED, not retryable) when it is not set or empty. */
+export async function resolveSecret(
+  ref: SecretRef,
+  env: NodeJS.ProcessEnv = process.env,
+  missing: MissingSecret = missingWebhookSecret,
+): Promise<Buffer> {
   let value: Buffer | undefined;
   if (ref.kind === 'env') {
     const v = env[ref.name];
@@ -43,15 +56,6 @@ export async function resolveSecret(ref: SecretRef, env: NodeJS.ProcessEnv = pro
       value = value.subarray(0, end);
     }
   }
-  if (value === undefined || value.length === 0) {
-    throw new DeployError(
-      'DEPLOY_FAILED',
-      `the webhook secret ${describeSecretRef(ref)} is not set or empty`,
-      {
-        retryable: false,
-        details: { secret: describeSecretRef(ref) },
-      },
-    );
-  }
+  if (value === undefined || value.length === 0) throw missing(describeSecretRef(ref));
   return value;
 }
