@@ -190,6 +190,19 @@ export async function decodeBackup(
   sink: BackupSink = discardSink,
 ): Promise<DecodedBackup> {
   const lines = jsonLines(name, gzipChunks);
+  try {
+    return await decodeLines(name, lines, sink);
+  } finally {
+    // A bad line stops us before the end: return() runs jsonLines' finally, which closes the source.
+    await lines.return(undefined);
+  }
+}
+
+async function decodeLines(
+  name: string,
+  lines: AsyncGenerator<Buffer>,
+  sink: BackupSink,
+): Promise<DecodedBackup> {
   const digest = createHash('sha256');
   let lineNo = 0;
   const bad = (what: string, cause?: unknown) =>
@@ -334,7 +347,7 @@ function checkHeader(h: Record<string, unknown>, bad: (what: string) => AppError
 
 /** Gunzips and splits into lines (without their newline); a line must end in one. */
 async function* jsonLines(name: string, gzipChunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  const source = Readable.from(gzipChunks);
+  const source = gzipChunks instanceof Readable ? gzipChunks : Readable.from(gzipChunks);
   const gunzip = source.pipe(createGunzip());
   source.on('error', (err) => gunzip.destroy(err));
   let carry: Buffer[] = [];
@@ -363,6 +376,10 @@ async function* jsonLines(name: string, gzipChunks: AsyncIterable<Buffer>): Asyn
     if (code === 'Z_DATA_ERROR')
       throw new Error('it is not gzip data, or its compressed bytes are damaged', { cause: err });
     throw err;
+  } finally {
+    // pipe() never ends its source when the destination stops: a file stream would keep its descriptor.
+    gunzip.destroy();
+    source.destroy();
   }
   if (carried > 0) throw new Error(`${name} ends in the middle of a line (truncated)`);
 }

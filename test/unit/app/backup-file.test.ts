@@ -1,9 +1,9 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { createCipheriv, createHash } from 'node:crypto';
+import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, readdirSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setFlagsFromString } from 'node:v8';
@@ -210,5 +210,31 @@ describe('backup files: saveBackup streams to a temp file, verifies, renames', (
     );
     assert.deepEqual(await readdir(dir), ['b.kwbackup']);
     assert.equal(await readFile(file, 'utf8'), 'someone else');
+  });
+});
+
+describe('backup files: verifyBackupFile', () => {
+  /** Open descriptors of this process, once the count stops changing (closes land a tick later). */
+  async function settledFds(expected: number): Promise<number> {
+    let n = readdirSync('/proc/self/fd').length;
+    for (let i = 0; i < 100 && n !== expected; i++) {
+      await after(10);
+      n = readdirSync('/proc/self/fd').length;
+    }
+    return n;
+  }
+
+  test('a bad header followed by MiBs of junk: refused early, and the file is closed', async (t) => {
+    if (!existsSync('/proc/self/fd')) return t.skip('no /proc/self/fd here');
+    const dir = await tempDir(t, 'kw-backup-file-');
+    const file = join(dir, 'junk.kwbackup');
+    // Incompressible, so the file is many read-stream buffers long and decoding stops well before its end.
+    await writeFile(
+      file,
+      gzipSync(Buffer.concat([Buffer.from('{"format":"nope"}\n'), randomBytes(8 * MiB)])),
+    );
+    const before = readdirSync('/proc/self/fd').length;
+    await assert.rejects(verifyBackupFile(file), (err) => isAppError(err, 'BACKUP_INVALID'));
+    assert.equal(await settledFds(before), before, 'the backup file descriptor is closed');
   });
 });
