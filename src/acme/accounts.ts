@@ -124,6 +124,11 @@ function notFound(name: string): AcmeError {
   );
 }
 
+/** An account's contact list for an email (RFC 8555 §7.3: mailto: URLs), empty without one. */
+export function contactOf(email: string | undefined): string[] {
+  return email ? [`mailto:${email}`] : [];
+}
+
 export class AcmeAccounts {
   readonly #deps: AccountDeps;
   /** blob key → unsealed account key (DESIGN §3: signing keys stay in memory while unsealed). */
@@ -192,7 +197,7 @@ export class AcmeAccounts {
         });
       }
       const { privateKey } = await generateKeyPair('ec-p256');
-      const contact = input.email ? [`mailto:${input.email}`] : [];
+      const contact = contactOf(input.email);
       const registered = await withAcmeCall(this.#callOptions(input.caPem, signal), async () => {
         const directory = await fetchDirectory(url);
         const tos = directory.meta.termsOfService;
@@ -325,17 +330,17 @@ export class AcmeAccounts {
   /** RFC 8555 §7.3.2: the CA is sent the new contact list, and it is kept here once the CA accepted it. */
   async updateContact(
     name: string,
-    email: string | undefined,
+    contact: readonly string[],
     signal?: AbortSignal,
   ): Promise<AcmeAccountRecord> {
-    const contact = email ? [`mailto:${email}`] : [];
+    const list = [...contact];
     return this.#exclusive(name, async () => {
       const record = this.#active(name);
       await this.session(record, signal, ({ client }) =>
-        step(`updating the contact of ACME account "${name}"`, () => client.updateAccount({ contact })),
+        step(`updating the contact of ACME account "${name}"`, () => client.updateAccount({ contact: list })),
       );
-      const updated = await this.#patch(name, (r) => ({ ...r, contact }));
-      this.#deps.logger.info({ account: name, contact }, 'ACME account contact updated');
+      const updated = await this.#patch(name, (r) => ({ ...r, contact: list }));
+      this.#deps.logger.info({ account: name, contact: list }, 'ACME account contact updated');
       return updated;
     });
   }

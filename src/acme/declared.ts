@@ -10,7 +10,7 @@ import type { AuditRecorder } from '../audit/audit-log.js';
 import { audited, type AuditedOperation } from '../audit/audited.js';
 import type { AcmeAccountConfig } from '../config/schema.js';
 import { AcmeError, ConfigError } from '../core/errors.js';
-import type { AcmeAccountRecord, RegisterAccountInput } from './accounts.js';
+import { contactOf, type AcmeAccountRecord, type RegisterAccountInput } from './accounts.js';
 import { resolveDirectoryUrl } from './directory.js';
 import { parseSecretRef, resolveSecret } from '../deploy/secret-ref.js';
 
@@ -119,7 +119,7 @@ export async function resolveDesired(account: AcmeAccountConfig, index: number):
   return {
     name: account.name,
     directoryUrl: resolveDirectoryUrl(account.directory).url,
-    contact: account.email ? [`mailto:${account.email}`] : [],
+    contact: contactOf(account.email),
     caPem:
       account.caFile === undefined
         ? undefined
@@ -127,14 +127,17 @@ export async function resolveDesired(account: AcmeAccountConfig, index: number):
   };
 }
 
-/** What AcmeAccounts.register gets for a declared account; the EAB HMAC key is read only now. */
+/**
+ * What AcmeAccounts.register gets for a declared account; the EAB HMAC key is read only now. `desired`:
+ * the account's resolved state when the caller has it (a reconcile), so its caFile is not read twice.
+ */
 export async function registerInput(
   account: AcmeAccountConfig,
   index: number,
   env: NodeJS.ProcessEnv,
+  desired?: DesiredAccount,
 ): Promise<RegisterAccountInput> {
-  const caPem =
-    account.caFile === undefined ? undefined : await readConfigFile(account.caFile, fieldOf(index, 'caFile'));
+  const { caPem } = desired ?? (await resolveDesired(account, index));
   const hmacKey =
     account.eab === undefined
       ? undefined

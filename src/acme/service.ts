@@ -250,6 +250,7 @@ export class AcmeService {
         }
       }),
     );
+    const desiredByName = new Map(desired.map((d) => [d.name, d]));
     const plan = planDeclaredAccounts(
       desired,
       this.accounts.list(),
@@ -258,7 +259,7 @@ export class AcmeService {
     await Promise.all(
       plan.decisions.map(async (decision) => {
         try {
-          await this.#apply(decision, actor, report);
+          await this.#apply(decision, actor, report, desiredByName.get(decision.name));
         } catch (err) {
           failed(decision.name, err);
         }
@@ -298,11 +299,16 @@ export class AcmeService {
     return { name, state: same ? 'registered' : 'pending' };
   }
 
-  async #apply(decision: AccountDecision, actor: string, report: AccountReconcileReport): Promise<void> {
+  async #apply(
+    decision: AccountDecision,
+    actor: string,
+    report: AccountReconcileReport,
+    desired: DesiredAccount | undefined,
+  ): Promise<void> {
     const { name } = decision;
     switch (decision.kind) {
       case 'register':
-        await this.#registerDeclared(name, actor);
+        await this.#registerDeclared(name, actor, desired);
         report.registered.push(name);
         return;
       case 'unchanged':
@@ -322,16 +328,16 @@ export class AcmeService {
           });
         }
         if (decision.contact !== undefined) {
-          const email = decision.contact[0]?.replace(/^mailto:/, '');
+          const contact = decision.contact;
           await auditedChange(
             this.#options.audit,
             {
               actor,
               action: 'acme.account.update',
               subject: `acme:${name}`,
-              details: { contact: decision.contact.join(','), declared: true },
+              details: { contact: contact.join(','), declared: true },
             },
-            () => this.accounts.updateContact(name, email, this.#stopping.signal),
+            () => this.accounts.updateContact(name, contact, this.#stopping.signal),
           );
         }
         this.#setStatus(name, 'registered');
@@ -344,14 +350,15 @@ export class AcmeService {
    * Registers a declared account, audited as the API's register is. Concurrent callers (the start's
    * background reconcile, a reload, an issue) share one attempt, so the CA sees one newAccount.
    */
-  #registerDeclared(name: string, actor: string): Promise<AcmeAccountRecord> {
+  #registerDeclared(name: string, actor: string, desired?: DesiredAccount): Promise<AcmeAccountRecord> {
     let pending = this.#registering.get(name)?.promise;
     if (pending === undefined) {
       const entry = this.#declared.get(name);
       if (entry === undefined) return Promise.resolve(this.accounts.get(name));
       const signal = this.#stopping.signal;
       pending = (async () => {
-        const input = await registerInput(entry.config, entry.index, this.#options.env ?? process.env);
+        const env = this.#options.env ?? process.env;
+        const input = await registerInput(entry.config, entry.index, env, desired);
         return auditedChange(
           this.#options.audit,
           {
