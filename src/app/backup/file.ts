@@ -1,5 +1,4 @@
-import { createReadStream } from 'node:fs';
-import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
@@ -23,6 +22,30 @@ export async function assertBackupTargetFree(path: string, force: boolean): Prom
 }
 
 /**
+ * Opens a backup file for reading: INVALID_ARGUMENT (naming it) when it cannot be opened or is not a
+ * regular file, so a directory or a permission problem is not reported as a damaged backup. The stream
+ * reads from the handle that was checked and closes it when it ends or is destroyed.
+ */
+export async function openBackupFile(
+  path: string,
+  o: { readonly signal?: AbortSignal } = {},
+): Promise<Readable> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(path, 'r');
+    if (!(await fh.stat()).isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
+  } catch (err) {
+    await fh?.close().catch(() => undefined);
+    throw new AppError(
+      'INVALID_ARGUMENT',
+      `backup file ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      { cause: err, details: { field: 'file', file: path } },
+    );
+  }
+  return fh.createReadStream(o.signal === undefined ? {} : { signal: o.signal });
+}
+
+/**
  * Checks a backup file offline, streaming it through the decoder (every digest, the trailer); throws
  * INVALID_ARGUMENT when it cannot be read, BACKUP_INVALID when it is not a whole backup. `name` is what
  * the errors call it (default: the path).
@@ -31,17 +54,7 @@ export async function verifyBackupFile(
   path: string,
   o: { readonly name?: string; readonly signal?: AbortSignal } = {},
 ): Promise<DecodedBackup> {
-  let stream;
-  try {
-    await stat(path);
-    stream = createReadStream(path, o.signal === undefined ? {} : { signal: o.signal });
-  } catch (err) {
-    throw new AppError(
-      'INVALID_ARGUMENT',
-      `${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
-      { cause: err, details: { field: 'file' } },
-    );
-  }
+  const stream = await openBackupFile(path, o);
   return decodeBackup(o.name ?? path, stream);
 }
 

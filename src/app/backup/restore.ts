@@ -1,5 +1,4 @@
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, rmdir, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, rmdir, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { systemClock, type Clock } from '../../core/clock.js';
@@ -13,6 +12,7 @@ import { readKekState } from '../../keys/software/kek-state.js';
 import { isInitializedStore } from '../services.js';
 import { appPaths } from '../paths.js';
 import { decodeBackup, type BackupHeader, type BackupSink } from './format.js';
+import { openBackupFile } from './file.js';
 
 export interface RestoreOptions {
   /** The backup file. */
@@ -47,9 +47,13 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
   const logger = (o.logger ?? silentLogger).child({ component: 'backup' });
   const dataDir = resolve(o.dataDir);
   const parent = dirname(dataDir);
-  await assertReadable(o.file);
   const existed = await pathExists(dataDir);
-  const lock = await acquireDataDirLock(dataDir, { logger });
+  // Opened before the lock, so an unreadable file is refused without touching the data dir.
+  const source = await openBackupFile(o.file);
+  const lock = await acquireDataDirLock(dataDir, { logger }).catch((err: unknown) => {
+    source.destroy();
+    throw err;
+  });
   let temp: string | undefined;
   try {
     const present = (await readdir(dataDir)).filter((n) => n !== LOCK_FILE && !isLockTemp(n));
@@ -62,7 +66,7 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
     }
     temp = `${dataDir}.restoring-${randomBytes(4).toString('hex')}`;
     await mkdir(temp, { mode: 0o700 });
-    const { header } = await decodeBackup(o.file, createReadStream(o.file), directorySink(temp));
+    const { header } = await decodeBackup(o.file, source, directorySink(temp));
     const head = await checkRestored(temp, header, clock, logger);
     await fsyncTree(temp);
     await fsyncDir(parent);
@@ -100,6 +104,7 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
     if (!existed) await rmdir(dataDir).catch(() => undefined); // we created it for the lock
     throw err;
   } finally {
+    source.destroy(); // a refusal before decoding never read it
     await lock.release();
   }
 }
@@ -217,19 +222,6 @@ async function fsyncTree(dir: string): Promise<void> {
     if (entry.isDirectory()) await fsyncTree(join(dir, entry.name));
   }
   await fsyncDir(dir);
-}
-
-async function assertReadable(file: string): Promise<void> {
-  try {
-    const s = await stat(file);
-    if (!s.isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
-  } catch (err) {
-    throw new AppError(
-      'INVALID_ARGUMENT',
-      `backup file ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
-      { cause: err, details: { file } },
-    );
-  }
 }
 
 /** The lock's own temp files (keywright.lock.<hex>.tmp): a racing process may be between create and link. */

@@ -237,4 +237,17 @@ describe('backup files: verifyBackupFile', () => {
     await assert.rejects(verifyBackupFile(file), (err) => isAppError(err, 'BACKUP_INVALID'));
     assert.equal(await settledFds(before), before, 'the backup file descriptor is closed');
   });
+
+  test('a directory or a missing path is INVALID_ARGUMENT naming it, not BACKUP_INVALID', async (t) => {
+    const dir = await tempDir(t, 'kw-backup-file-');
+    for (const path of [dir, join(dir, 'missing.kwbackup')]) {
+      await assert.rejects(
+        verifyBackupFile(path),
+        (err) =>
+          isAppError(err, 'INVALID_ARGUMENT') &&
+          err.message.includes(path) &&
+          /cannot read it \((EISDIR|ENOENT)\)/.test(err.message),
+      );
+    }
+  });
 });
