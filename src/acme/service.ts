@@ -322,10 +322,23 @@ export class AcmeService {
         return;
       case 'update':
         if (decision.adopt || decision.caPem !== undefined) {
-          await this.accounts.updateLocal(name, {
-            declared: true,
-            ...(decision.caPem !== undefined ? { caPem: decision.caPem } : {}),
-          });
+          const caPem = decision.caPem;
+          // Adopting an account, or changing the trust for its directory's HTTPS, is audited like a
+          // contact change: the trust decides which server the account's key talks to.
+          await auditedChange(
+            this.#options.audit,
+            {
+              actor,
+              action: 'acme.account.update',
+              subject: `acme:${name}`,
+              details: {
+                declared: true,
+                ...(caPem !== undefined ? { customTrust: caPem !== null } : {}),
+              },
+            },
+            () =>
+              this.accounts.updateLocal(name, { declared: true, ...(caPem !== undefined ? { caPem } : {}) }),
+          );
         }
         if (decision.contact !== undefined) {
           const contact = decision.contact;

@@ -38,6 +38,8 @@ interface Harness {
   call(method: string, path: string, body?: unknown): Promise<HttpsResult>;
   /** `acme.account.register` entries in the audit log. */
   registrations(): Promise<number>;
+  /** Successful audit entries of `action`, parsed. */
+  succeeded(action: string): Promise<Array<{ details?: Record<string, unknown> }>>;
 }
 
 async function harness(t: TestContext, raw: (dataDir: string) => Record<string, unknown>): Promise<Harness> {
@@ -99,9 +101,14 @@ async function harness(t: TestContext, raw: (dataDir: string) => Record<string, 
         ...(body === undefined ? {} : { body }),
       }),
     async registrations() {
+      return (await this.succeeded('acme.account.register')).length;
+    },
+    async succeeded(action: string) {
       const audit = await readFile(join(dataDir, 'audit.log'), 'utf8');
-      return audit.split('\n').filter((l) => l.includes('"acme.account.register"') && l.includes('"success"'))
-        .length;
+      return audit
+        .split('\n')
+        .filter((l) => l.includes(`"${action}"`) && l.includes('"success"'))
+        .map((l) => JSON.parse(l) as { details?: Record<string, unknown> });
     },
   };
   t.after(async () => {
@@ -209,6 +216,16 @@ describe('ACME accounts declared in configuration', () => {
     );
     const renewed = await h.call('POST', '/v1/certificates/web/renew', {});
     assert.equal(renewed.status, 200, renewed.text);
+
+    // Declared again: adopted, and the adoption is audited like a contact change.
+    const updatesBefore = (await h.succeeded('acme.account.update')).length;
+    h.reconfigure(raw([account('security@example.com')]));
+    const readopted = await h.daemon!.reload('test');
+    assert.deepEqual(readopted.acmeAccounts?.updated, ['pebble'], JSON.stringify(readopted.acmeAccounts));
+    const updates = await h.succeeded('acme.account.update');
+    assert.equal(updates.length, updatesBefore + 1);
+    assert.equal(updates.at(-1)?.details?.declared, true);
+    assert.equal(await h.registrations(), 1);
   });
 
   test('a CA down at start: the daemon starts and reports it; the next reload registers the account', async (t) => {
