@@ -5,12 +5,16 @@ import { BLOB_KEY_PATTERN, COLLECTION_NAME_PATTERN } from './port.js';
 const MAX_SEGMENT = 200;
 const MAX_BLOB_KEY = 1024;
 
-export function assertBlobKey(key: string): void {
-  const ok =
+export function isBlobKey(key: string): boolean {
+  return (
     key.length <= MAX_BLOB_KEY &&
     BLOB_KEY_PATTERN.test(key) &&
-    key.split('/').every((s) => s.length <= MAX_SEGMENT);
-  if (!ok) {
+    key.split('/').every((s) => s.length <= MAX_SEGMENT)
+  );
+}
+
+export function assertBlobKey(key: string): void {
+  if (!isBlobKey(key)) {
     throw new ValidationError(
       'INVALID_ARGUMENT',
       `blob key ${JSON.stringify(key.slice(0, 80))} is not valid: use lowercase segments of a-z 0-9 . _ - separated by /, each starting with a letter or digit`,

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { AppError } from '../../core/errors.js';
-import { BLOB_KEY_PATTERN } from '../../store/port.js';
+import { isBlobKey } from '../../store/names.js';
 
 /**
  * The backup file (docs/storage.md "Backups"): gzip of JSON lines, one self-describing stream.
@@ -79,8 +79,7 @@ export function backupPathProblem(path: string): string | undefined {
   if (KEK_FILES.test(path)) return 'a keywright backup never holds the master key';
   if (TOP_LEVEL_FILES.includes(path)) return undefined;
   if (path.startsWith('blobs/')) {
-    const key = path.slice('blobs/'.length);
-    if (BLOB_KEY_PATTERN.test(key) && key.length <= 1024) return undefined;
+    if (isBlobKey(path.slice('blobs/'.length))) return undefined;
   }
   return 'it is not a data-directory file keywright backs up';
 }
