@@ -5,6 +5,7 @@ import { writeFileDurable } from '../core/fs-durable.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { ApiError, ConfigError, isAppError } from '../core/errors.js';
 import type { Config } from '../config/schema.js';
+import { configIssuesError } from '../config/load.js';
 import type { KekSecrets } from '../keys/software/kek.js';
 import type { SoftwareSealer } from '../keys/software/sealer.js';
 import { createApiServer } from '../api/server.js';
@@ -374,13 +375,7 @@ function checkIssuers(
 }
 
 function throwConfigIssues(issues: ReadonlyArray<{ path: string; message: string }>): void {
-  if (issues.length > 0) {
-    throw new ConfigError(
-      'CONFIG_INVALID',
-      `invalid configuration:\n${issues.map((x) => `  - ${x.path}: ${x.message}`).join('\n')}`,
-      { details: { issues } },
-    );
-  }
+  if (issues.length > 0) throw configIssuesError(issues);
 }
 
 function urlHost(host: string): string {

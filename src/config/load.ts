@@ -43,13 +43,18 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
 export function parseConfig(raw: unknown, source: string): Config {
   const result = configSchema.safeParse(raw);
   if (result.success) return result.data;
-  const issues = result.error.issues.flatMap(describeIssue);
-  throw new ConfigError(
+  throw configIssuesError(result.error.issues.flatMap(describeIssue), source);
+}
+
+/** CONFIG_INVALID listing every issue with its path (the schema's, or checks that need more than it). */
+export function configIssuesError(
+  issues: ReadonlyArray<{ path: string; message: string }>,
+  source?: string,
+): ConfigError {
+  return new ConfigError(
     'CONFIG_INVALID',
-    `invalid configuration (${source}):\n${issues.map((i) => `  - ${i.path}: ${i.message}`).join('\n')}`,
-    {
-      details: { source, issues },
-    },
+    `invalid configuration${source === undefined ? '' : ` (${source})`}:\n${issues.map((i) => `  - ${i.path}: ${i.message}`).join('\n')}`,
+    { details: { ...(source === undefined ? {} : { source }), issues } },
   );
 }
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { access } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { AppError } from '../../core/errors.js';
+import { pathExists } from '../../core/fs-durable.js';
 import { writeFileDurable } from '../../core/fs-durable.js';
 import { connect, readTextFile, type CliIo, type GlobalOptions } from '../context.js';
 import { writePemSet } from '../pem-files.js';
@@ -304,11 +304,7 @@ export function caCommand(program: Command, io: CliIo, globals: () => GlobalOpti
         );
       }
       const out = resolve(opts.out);
-      const exists = await access(out).then(
-        () => true,
-        () => false,
-      );
-      if (exists) {
+      if (await pathExists(out)) {
         throw new AppError('INVALID_ARGUMENT', `--out ${out} exists; choose another file`, {
           details: { field: 'out' },
         });
