@@ -179,13 +179,17 @@ function directorySink(root: string): BackupSink {
       await mkdir(dirname(path), { recursive: true, mode: 0o700 });
       const fh: FileHandle = await open(path, 'wx', meta.mode);
       return {
+        // writeFile loops until every byte is written; write() may write fewer and say so.
         write: async (data) => {
-          await fh.write(data);
+          await fh.writeFile(data);
         },
         close: async () => {
-          await fh.chmod(meta.mode); // the umask may have narrowed the create mode (ca.pem is 0644)
-          await fh.sync();
-          await fh.close();
+          try {
+            await fh.chmod(meta.mode); // the umask may have narrowed the create mode (ca.pem is 0644)
+            await fh.sync();
+          } finally {
+            await fh.close();
+          }
         },
         abort: async () => {
           await fh.close().catch(() => undefined);
