@@ -1,4 +1,4 @@
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { Readable } from 'node:stream';
 import { AppError, ERROR_CATALOGUE, type ErrorCode } from '../core/errors.js';
@@ -39,45 +39,25 @@ export class ApiClient {
     extraHeaders: Record<string, string> = {},
     binary = false,
   ): Promise<ApiResponse<T>> {
-    const url = new URL(path, this.options.url);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const headers: Record<string, string> = { accept: binary ? '*/*' : 'application/json', ...extraHeaders };
-    if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
     if (payload) {
       headers['content-type'] = 'application/json';
       headers['content-length'] = String(payload.length);
     }
-    const requester = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
-      const req = requester(
-        url,
-        {
-          method,
-          headers,
-          ...(url.protocol === 'https:' && this.options.ca ? { ca: this.options.ca } : {}),
-          timeout: this.options.timeoutMs ?? 30_000,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            const raw = Buffer.concat(chunks);
-            const status = res.statusCode ?? 0;
-            if (binary && status < 400) return resolve({ status, headers: res.headers, body: raw as T });
-            const text = raw.toString('utf8');
-            let parsed: unknown = text;
-            try {
-              parsed = text ? JSON.parse(text) : undefined;
-            } catch {
-              /* not JSON: keep text */
-            }
-            if (status >= 400) return reject(problemToError(status, parsed));
-            resolve({ status, headers: res.headers, body: parsed as T });
-          });
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', (err: NodeJS.ErrnoException) => reject(unreachable(url, err)));
+      const req = this.#request(method, path, headers, reject, undefined, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const raw = Buffer.concat(chunks);
+          const status = res.statusCode ?? 0;
+          if (binary && status < 400) return resolve({ status, headers: res.headers, body: raw as T });
+          const parsed = jsonOrText(raw);
+          if (status >= 400) return reject(problemToError(status, parsed));
+          resolve({ status, headers: res.headers, body: parsed as T });
+        });
+      });
       if (payload) req.write(payload);
       req.end();
     });
@@ -90,54 +70,67 @@ export class ApiClient {
    * that ends cleanly but short is for the caller to notice. `signal` aborts the request or the body.
    */
   stream(path: string, o: { signal?: AbortSignal } = {}): Promise<ApiResponse<Readable>> {
-    const url = new URL(path, this.options.url);
-    const headers: Record<string, string> = { accept: '*/*' };
-    if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
-    const requester = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
-      const req = requester(
-        url,
-        {
-          method: 'GET',
-          headers,
-          ...(url.protocol === 'https:' && this.options.ca ? { ca: this.options.ca } : {}),
-          timeout: this.options.timeoutMs ?? 30_000,
-          ...(o.signal === undefined ? {} : { signal: o.signal }),
-        },
-        (res) => {
-          const status = res.statusCode ?? 0;
-          if (status < 400) {
-            resolve({
-              status,
-              headers: res.headers,
-              body: Readable.from(relay(res, url), { objectMode: false }),
-            });
-            return;
-          }
-          const chunks: Buffer[] = [];
-          let kept = 0;
-          res.on('data', (c: Buffer) => {
-            if (kept >= MAX_ERROR_BODY) return;
-            chunks.push(c);
-            kept += c.length;
+      const req = this.#request('GET', path, { accept: '*/*' }, reject, o.signal, (res, url) => {
+        const status = res.statusCode ?? 0;
+        if (status < 400) {
+          resolve({
+            status,
+            headers: res.headers,
+            body: Readable.from(relay(res, url), { objectMode: false }),
           });
-          res.on('error', (err) => reject(unreachable(url, err)));
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            let parsed: unknown = text;
-            try {
-              parsed = text ? JSON.parse(text) : undefined;
-            } catch {
-              /* not JSON: keep text */
-            }
-            reject(problemToError(status, parsed));
-          });
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', (err: NodeJS.ErrnoException) => reject(unreachable(url, err)));
+          return;
+        }
+        const chunks: Buffer[] = [];
+        let kept = 0;
+        res.on('data', (c: Buffer) => {
+          if (kept >= MAX_ERROR_BODY) return;
+          chunks.push(c);
+          kept += c.length;
+        });
+        res.on('error', (err) => reject(unreachable(url, err)));
+        res.on('end', () => reject(problemToError(status, jsonOrText(Buffer.concat(chunks)))));
+      });
       req.end();
     });
+  }
+
+  /** A request to the daemon with the token, trust anchors and timeout every call gets. */
+  #request(
+    method: string,
+    path: string,
+    headers: Record<string, string>,
+    reject: (err: AppError) => void,
+    signal: AbortSignal | undefined,
+    onResponse: (res: IncomingMessage, url: URL) => void,
+  ): ClientRequest {
+    const url = new URL(path, this.options.url);
+    if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
+    const requester = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const req = requester(
+      url,
+      {
+        method,
+        headers,
+        ...(url.protocol === 'https:' && this.options.ca ? { ca: this.options.ca } : {}),
+        timeout: this.options.timeoutMs ?? 30_000,
+        ...(signal === undefined ? {} : { signal }),
+      },
+      (res) => onResponse(res, url),
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (err: NodeJS.ErrnoException) => reject(unreachable(url, err)));
+    return req;
+  }
+}
+
+/** A body as JSON when it is JSON, else its text (undefined when empty). */
+function jsonOrText(raw: Buffer): unknown {
+  const text = raw.toString('utf8');
+  try {
+    return text ? JSON.parse(text) : undefined;
+  } catch {
+    return text; // not JSON: keep text
   }
 }
 
