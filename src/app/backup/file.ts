@@ -96,7 +96,6 @@ export async function saveBackup(
   const fh = await open(temp, 'wx', 0o600);
   let closed = false;
   try {
-    await fh.chmod(0o600); // the umask may have narrowed the create mode
     const source = await openSource(signal);
     await pipeline(source, into(fh), { signal });
     await fh.sync();
