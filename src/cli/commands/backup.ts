@@ -3,7 +3,6 @@ import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AppError } from '../../core/errors.js';
 import type { BackupHeader } from '../../app/backup/format.js';
-import { assertBackupTargetFree, saveBackup, verifyBackupFile } from '../../app/backup/file.js';
 import { loadCliConfig } from '../config.js';
 import { connect, type CliIo, type GlobalOptions } from '../context.js';
 import { emit } from '../output.js';
@@ -40,6 +39,8 @@ export function backupCommand(program: Command, io: CliIo, globals: () => Global
       const g = globals();
       const path = resolve(file);
       const force = opts.force === true;
+      // Loaded here, as restore's module is: the backup format (zlib …) is not every command's start-up.
+      const { assertBackupTargetFree, saveBackup } = await import('../../app/backup/file.js');
       // Checked before asking: a refused write should not leave a backup.create entry behind.
       await assertBackupTargetFree(path, force);
       const client = await connect(g, io);
@@ -71,6 +72,7 @@ export function backupCommand(program: Command, io: CliIo, globals: () => Global
     .action(async (file: string) => {
       const g = globals();
       const path = resolve(file);
+      const { verifyBackupFile } = await import('../../app/backup/file.js');
       const { header, bytes } = await verifyBackupFile(path);
       const result = {
         file: path,
